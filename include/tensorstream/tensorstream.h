@@ -1,0 +1,201 @@
+/*
+ * tensorstream — the stable C API.
+ *
+ * Streams the tensors of SafeTensors files (or raw byte ranges of any file) from storage
+ * into memory, concurrently and within a host-memory budget.
+ *
+ * Conventions (hold for every function below):
+ *   - Every function that can fail returns an int status: TENSORSTREAM_OK (0) or one of
+ *     the negative codes of tensorstream_status. On failure, tensorstream_last_error()
+ *     returns a message for the calling thread that names the file or URL, the tensor
+ *     where there is one, and the cause. No C++ exception ever crosses this API.
+ *   - Handles are opaque. Whatever a *_create function makes is freed by the matching
+ *     *_destroy; passing NULL to a destroy/release function is a no-op.
+ *   - Strings returned by accessors are owned by the handle they came from and stay
+ *     valid as long as that handle.
+ *   - A tensorstream_options object may be used from one thread at a time. A stream is
+ *     driven by one consumer thread; the library runs its own reader threads inside it.
+ *
+ * Typical use:
+ *   tensorstream_options* o;  tensorstream_options_create(&o);
+ *   tensorstream_stream* s;   tensorstream_stream_create(o, &s);
+ *   size_t f;                 tensorstream_stream_add_file(s, "model.safetensors", &f);
+ *   tensorstream_stream_start(s);
+ *   tensorstream_tensor* t;
+ *   while (tensorstream_stream_next(s, &t) == TENSORSTREAM_OK) {
+ *     use(tensorstream_tensor_name(t), tensorstream_tensor_data(t), ...);
+ *     tensorstream_tensor_release(t);
+ *   }   // ends with TENSORSTREAM_END_OF_STREAM, or an error status
+ *   tensorstream_stream_destroy(s);  tensorstream_options_destroy(o);
+ */
+#ifndef TENSORSTREAM_TENSORSTREAM_H_
+#define TENSORSTREAM_TENSORSTREAM_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define TENSORSTREAM_API __attribute__((visibility("default")))
+#else
+#define TENSORSTREAM_API
+#endif
+
+/* Status codes. Values are part of the ABI and never change. */
+typedef enum tensorstream_status {
+  TENSORSTREAM_OK = 0,
+  TENSORSTREAM_END_OF_STREAM = 1,        /* stream_next: every tensor was delivered */
+  TENSORSTREAM_INVALID_ARGUMENT = -1,    /* bad parameter (NULL handle, zero concurrency…) */
+  TENSORSTREAM_NOT_FOUND = -2,           /* file, object, or tensor name does not exist */
+  TENSORSTREAM_PERMISSION_DENIED = -3,   /* access denied by the OS or the server */
+  TENSORSTREAM_FORMAT_ERROR = -4,        /* the file is not a valid SafeTensors file */
+  TENSORSTREAM_IO_ERROR = -5,            /* read failed, truncated, connection lost… */
+  TENSORSTREAM_MEMORY_LIMIT = -6,        /* memory limit below what one tensor needs */
+  TENSORSTREAM_OUT_OF_MEMORY = -7,       /* allocation failed */
+  TENSORSTREAM_CANCELLED = -8,           /* the stream was cancelled */
+  TENSORSTREAM_FAILED_PRECONDITION = -9, /* call out of order (e.g. add_file after start) */
+  TENSORSTREAM_UNAVAILABLE = -10,        /* device or service unavailable (no CUDA, 5xx…) */
+  TENSORSTREAM_INTERNAL = -11            /* a bug: please report it */
+} tensorstream_status;
+
+/* "MAJOR.MINOR.PATCH" of the library actually loaded. */
+TENSORSTREAM_API const char* tensorstream_version(void);
+
+/* The message of the last failing call made by this thread ("" if none). Valid until the
+ * thread's next failing call. */
+TENSORSTREAM_API const char* tensorstream_last_error(void);
+
+/* A constant name for a status code, e.g. "FORMAT_ERROR". */
+TENSORSTREAM_API const char* tensorstream_status_name(int status);
+
+/* ----------------------------------------------------------------------------------------
+ * Options. tensorstream_options_create fills the defaults from the environment:
+ *   RUNAI_STREAMER_CONCURRENCY     reader threads (default 16)
+ *   RUNAI_STREAMER_CHUNK_BYTESIZE  bytes per read (default 2 MiB local)
+ *   RUNAI_STREAMER_MEMORY_LIMIT    -1 unlimited (default), 0 = the largest tensor, N bytes
+ *   TENSORSTREAM_DIRECT_IO         1 to read local files with O_DIRECT
+ * An unparsable environment value makes create fail with INVALID_ARGUMENT naming it.
+ * -------------------------------------------------------------------------------------- */
+typedef struct tensorstream_options tensorstream_options;
+
+TENSORSTREAM_API int tensorstream_options_create(tensorstream_options** out);
+TENSORSTREAM_API void tensorstream_options_destroy(tensorstream_options* options);
+/* 1..1024 */
+TENSORSTREAM_API int tensorstream_options_set_concurrency(tensorstream_options* options,
+                                                          int concurrency);
+/* 4 KiB .. 1 GiB */
+TENSORSTREAM_API int tensorstream_options_set_chunk_bytes(tensorstream_options* options,
+                                                          uint64_t chunk_bytes);
+/* -1 unlimited, 0 the largest tensor, N > 0 bytes. */
+TENSORSTREAM_API int tensorstream_options_set_memory_limit(tensorstream_options* options,
+                                                           int64_t memory_limit);
+/* 0 buffered reads (page cache), 1 O_DIRECT for local files. */
+TENSORSTREAM_API int tensorstream_options_set_direct_io(tensorstream_options* options,
+                                                        int enabled);
+/* Explicit object-store credentials; each argument may be NULL (then the environment,
+ * profile files or instance metadata are used). They are never logged. */
+TENSORSTREAM_API int tensorstream_options_set_s3_credentials(
+    tensorstream_options* options, const char* access_key_id, const char* secret_access_key,
+    const char* session_token, const char* region, const char* endpoint_url);
+
+/* ----------------------------------------------------------------------------------------
+ * Streams. Create, add files (each add parses the file's header at once, so errors in a
+ * header surface here), optionally select tensors, start, then take tensors with next.
+ * -------------------------------------------------------------------------------------- */
+typedef struct tensorstream_stream tensorstream_stream;
+typedef struct tensorstream_tensor tensorstream_tensor;
+
+/* The options are copied; the caller may destroy them right after. */
+TENSORSTREAM_API int tensorstream_stream_create(const tensorstream_options* options,
+                                                tensorstream_stream** out);
+
+/* Cancels reading if still in progress, waits for the reader threads (well under a
+ * second), frees every buffer not held by an unreleased tensor. Tensors taken from the
+ * stream and not yet released remain valid and must still be released. */
+TENSORSTREAM_API void tensorstream_stream_destroy(tensorstream_stream* stream);
+
+/* Adds a SafeTensors file (local path, file://, or an object-store URI) and parses its
+ * header. *file_index receives the index used by the accessors below and in tensors. */
+TENSORSTREAM_API int tensorstream_stream_add_file(tensorstream_stream* stream, const char* uri,
+                                                  size_t* file_index);
+
+/* Adds raw byte ranges of any file: `count` consecutive ranges starting at `offset` with
+ * the given sizes. They are delivered as U8 tensors of shape [size], named by their
+ * position ("0", "1", …) within this call. */
+TENSORSTREAM_API int tensorstream_stream_add_ranges(tensorstream_stream* stream, const char* uri,
+                                                    uint64_t offset, const uint64_t* sizes,
+                                                    size_t count, size_t* file_index);
+
+/* Restricts a SafeTensors file to the named tensors (only their bytes are read). Every
+ * name must exist in the file (NOT_FOUND otherwise). Without it, every tensor is read. */
+TENSORSTREAM_API int tensorstream_stream_select(tensorstream_stream* stream, size_t file_index,
+                                                const char* const* names, size_t count);
+
+/* Header inspection, valid from add_file until destroy. */
+TENSORSTREAM_API int tensorstream_stream_file_count(const tensorstream_stream* stream,
+                                                    size_t* count);
+TENSORSTREAM_API int tensorstream_stream_tensor_count(const tensorstream_stream* stream,
+                                                      size_t file_index, size_t* count);
+/* Describes tensor `tensor_index` of a file. Any out-pointer may be NULL. `offset` is the
+ * absolute byte offset of the tensor in the file. The returned pointers live as long as
+ * the stream. */
+TENSORSTREAM_API int tensorstream_stream_tensor_info(const tensorstream_stream* stream,
+                                                     size_t file_index, size_t tensor_index,
+                                                     const char** name, const char** dtype,
+                                                     size_t* ndim, const int64_t** shape,
+                                                     uint64_t* offset, uint64_t* nbytes);
+/* The header's "__metadata__" object re-serialised as JSON ("{}" when absent). */
+TENSORSTREAM_API int tensorstream_stream_metadata_json(const tensorstream_stream* stream,
+                                                       size_t file_index, const char** json);
+
+/* Starts the reader threads. Fails with MEMORY_LIMIT, before any read, when the memory
+ * limit is below the largest tensor to be read. */
+TENSORSTREAM_API int tensorstream_stream_start(tensorstream_stream* stream);
+
+/* Blocks until some tensor is complete and hands it over (completion order, each tensor
+ * exactly once). Returns END_OF_STREAM after the last one; any other non-OK status is the
+ * first error of the stream, and every later call returns it again. */
+TENSORSTREAM_API int tensorstream_stream_next(tensorstream_stream* stream,
+                                              tensorstream_tensor** tensor);
+
+/* Cancels reading: next returns CANCELLED once the already completed tensors are taken.
+ * Safe to call from any thread. */
+TENSORSTREAM_API int tensorstream_stream_cancel(tensorstream_stream* stream);
+
+/* Bytes read so far, and the peak of bytes reserved against the memory limit. */
+TENSORSTREAM_API int tensorstream_stream_stats(const tensorstream_stream* stream,
+                                               uint64_t* bytes_read,
+                                               uint64_t* peak_reserved_bytes);
+
+/* ----------------------------------------------------------------------------------------
+ * Completed tensors. The data pointer stays valid until tensorstream_tensor_release.
+ * A tensor's bytes count against the stream's memory limit until it is released, or
+ * until tensorstream_tensor_keep says the caller keeps them (see below).
+ * -------------------------------------------------------------------------------------- */
+/* Accessors; REQUIRES: tensor is a non-NULL tensor taken from stream_next. */
+TENSORSTREAM_API size_t tensorstream_tensor_file_index(const tensorstream_tensor* tensor);
+TENSORSTREAM_API size_t tensorstream_tensor_index(const tensorstream_tensor* tensor);
+TENSORSTREAM_API const char* tensorstream_tensor_name(const tensorstream_tensor* tensor);
+TENSORSTREAM_API const char* tensorstream_tensor_dtype(const tensorstream_tensor* tensor);
+TENSORSTREAM_API size_t tensorstream_tensor_ndim(const tensorstream_tensor* tensor);
+TENSORSTREAM_API const int64_t* tensorstream_tensor_shape(const tensorstream_tensor* tensor);
+TENSORSTREAM_API uint64_t tensorstream_tensor_nbytes(const tensorstream_tensor* tensor);
+TENSORSTREAM_API const void* tensorstream_tensor_data(const tensorstream_tensor* tensor);
+
+/* The caller keeps this tensor's bytes beyond the streaming: they stop counting against
+ * the memory limit now (so reading goes on), and are freed only at release. Used by
+ * bindings that hand the bytes to the user without a copy. */
+TENSORSTREAM_API void tensorstream_tensor_keep(tensorstream_tensor* tensor);
+
+/* Frees the tensor (and its bytes, once no other tensor shares their buffer). May be
+ * called from any thread, also after the stream was destroyed. */
+TENSORSTREAM_API void tensorstream_tensor_release(tensorstream_tensor* tensor);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* TENSORSTREAM_TENSORSTREAM_H_ */

@@ -1,0 +1,333 @@
+// The C API: the only place where C++ exceptions are caught and Status values become
+// integer codes plus a thread-local message. Every entry point goes through Guard().
+#include "tensorstream/tensorstream.h"
+
+#include <exception>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "pipeline/options.h"
+#include "pipeline/streamer.h"
+
+struct tensorstream_options {
+  tensorstream::StreamOptions options;
+};
+
+struct tensorstream_stream {
+  explicit tensorstream_stream(tensorstream::StreamOptions options) : streamer(std::move(options)) {}
+  tensorstream::Streamer streamer;
+};
+
+struct tensorstream_tensor {
+  std::unique_ptr<tensorstream::DeliveredTensor> tensor;
+};
+
+namespace {
+
+using tensorstream::Status;
+using tensorstream::StatusCode;
+
+thread_local std::string g_last_error;
+
+int Report(const Status& status) {
+  if (status.ok()) return TENSORSTREAM_OK;
+  g_last_error = status.message();
+  return static_cast<int>(status.code());
+}
+
+// Runs `body` (returning Status), converting any escaping exception into a status.
+template <typename Body>
+int Guard(Body&& body) {
+  try {
+    return Report(body());
+  } catch (const std::bad_alloc&) {
+    return Report(Status(StatusCode::kOutOfMemory, "out of memory"));
+  } catch (const std::exception& e) {
+    return Report(tensorstream::Internal(std::string("unexpected exception: ") + e.what()));
+  } catch (...) {
+    return Report(tensorstream::Internal("unexpected exception"));
+  }
+}
+
+Status NullArgument(const char* what) {
+  return tensorstream::InvalidArgument(std::string(what) + " is NULL");
+}
+
+Status CheckFileIndex(const tensorstream_stream* stream, size_t file_index) {
+  if (file_index >= stream->streamer.file_count()) {
+    return tensorstream::InvalidArgument("file index " + std::to_string(file_index) +
+                                         " out of range (" +
+                                         std::to_string(stream->streamer.file_count()) +
+                                         " files)");
+  }
+  return Status::Ok();
+}
+
+// Applies `change` to a copy of the options and keeps it only if it validates.
+template <typename Change>
+int UpdateOptions(tensorstream_options* options, Change&& change) {
+  return Guard([&]() -> Status {
+    if (options == nullptr) return NullArgument("options");
+    tensorstream::StreamOptions updated = options->options;
+    change(updated);
+    TS_RETURN_IF_ERROR(tensorstream::ValidateOptions(updated));
+    options->options = std::move(updated);
+    return Status::Ok();
+  });
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* tensorstream_version(void) { return TENSORSTREAM_VERSION; }
+
+const char* tensorstream_last_error(void) { return g_last_error.c_str(); }
+
+const char* tensorstream_status_name(int status) {
+  switch (status) {
+    case TENSORSTREAM_OK: return "OK";
+    case TENSORSTREAM_END_OF_STREAM: return "END_OF_STREAM";
+    case TENSORSTREAM_INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case TENSORSTREAM_NOT_FOUND: return "NOT_FOUND";
+    case TENSORSTREAM_PERMISSION_DENIED: return "PERMISSION_DENIED";
+    case TENSORSTREAM_FORMAT_ERROR: return "FORMAT_ERROR";
+    case TENSORSTREAM_IO_ERROR: return "IO_ERROR";
+    case TENSORSTREAM_MEMORY_LIMIT: return "MEMORY_LIMIT";
+    case TENSORSTREAM_OUT_OF_MEMORY: return "OUT_OF_MEMORY";
+    case TENSORSTREAM_CANCELLED: return "CANCELLED";
+    case TENSORSTREAM_FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+    case TENSORSTREAM_UNAVAILABLE: return "UNAVAILABLE";
+    case TENSORSTREAM_INTERNAL: return "INTERNAL";
+    default: return "UNKNOWN";
+  }
+}
+
+int tensorstream_options_create(tensorstream_options** out) {
+  return Guard([&]() -> Status {
+    if (out == nullptr) return NullArgument("out");
+    *out = nullptr;
+    TS_ASSIGN_OR_RETURN(tensorstream::StreamOptions options,
+                        tensorstream::StreamOptionsFromEnvironment());
+    *out = new tensorstream_options{std::move(options)};
+    return Status::Ok();
+  });
+}
+
+void tensorstream_options_destroy(tensorstream_options* options) { delete options; }
+
+int tensorstream_options_set_concurrency(tensorstream_options* options, int concurrency) {
+  return UpdateOptions(options, [&](auto& o) { o.concurrency = concurrency; });
+}
+
+int tensorstream_options_set_chunk_bytes(tensorstream_options* options, uint64_t chunk_bytes) {
+  if (chunk_bytes == 0) {
+    return Report(tensorstream::InvalidArgument("chunk size 0 is outside 4 KiB..1 GiB"));
+  }
+  return UpdateOptions(options, [&](auto& o) { o.chunk_bytes = chunk_bytes; });
+}
+
+int tensorstream_options_set_memory_limit(tensorstream_options* options, int64_t memory_limit) {
+  return UpdateOptions(options, [&](auto& o) { o.memory_limit = memory_limit; });
+}
+
+int tensorstream_options_set_direct_io(tensorstream_options* options, int enabled) {
+  return UpdateOptions(options, [&](auto& o) { o.storage.direct_io = enabled != 0; });
+}
+
+int tensorstream_options_set_s3_credentials(tensorstream_options* options,
+                                            const char* access_key_id,
+                                            const char* secret_access_key,
+                                            const char* session_token, const char* region,
+                                            const char* endpoint_url) {
+  auto assign = [](std::optional<std::string>& field, const char* value) {
+    if (value != nullptr) field = value; else field.reset();
+  };
+  return UpdateOptions(options, [&](auto& o) {
+    assign(o.storage.s3.access_key_id, access_key_id);
+    assign(o.storage.s3.secret_access_key, secret_access_key);
+    assign(o.storage.s3.session_token, session_token);
+    assign(o.storage.s3.region, region);
+    assign(o.storage.s3.endpoint_url, endpoint_url);
+  });
+}
+
+int tensorstream_stream_create(const tensorstream_options* options, tensorstream_stream** out) {
+  return Guard([&]() -> Status {
+    if (out == nullptr) return NullArgument("out");
+    *out = nullptr;
+    if (options == nullptr) return NullArgument("options");
+    *out = new tensorstream_stream(options->options);
+    return Status::Ok();
+  });
+}
+
+void tensorstream_stream_destroy(tensorstream_stream* stream) { delete stream; }
+
+int tensorstream_stream_add_file(tensorstream_stream* stream, const char* uri,
+                                 size_t* file_index) {
+  return Guard([&]() -> Status {
+    if (stream == nullptr) return NullArgument("stream");
+    if (uri == nullptr) return NullArgument("uri");
+    TS_ASSIGN_OR_RETURN(const size_t index, stream->streamer.AddSafetensorsFile(uri));
+    if (file_index != nullptr) *file_index = index;
+    return Status::Ok();
+  });
+}
+
+int tensorstream_stream_add_ranges(tensorstream_stream* stream, const char* uri, uint64_t offset,
+                                   const uint64_t* sizes, size_t count, size_t* file_index) {
+  return Guard([&]() -> Status {
+    if (stream == nullptr) return NullArgument("stream");
+    if (uri == nullptr) return NullArgument("uri");
+    if (sizes == nullptr && count > 0) return NullArgument("sizes");
+    std::vector<uint64_t> size_list(sizes, sizes + count);
+    TS_ASSIGN_OR_RETURN(const size_t index, stream->streamer.AddRanges(uri, offset, size_list));
+    if (file_index != nullptr) *file_index = index;
+    return Status::Ok();
+  });
+}
+
+int tensorstream_stream_select(tensorstream_stream* stream, size_t file_index,
+                               const char* const* names, size_t count) {
+  return Guard([&]() -> Status {
+    if (stream == nullptr) return NullArgument("stream");
+    if (names == nullptr && count > 0) return NullArgument("names");
+    std::vector<std::string> list;
+    list.reserve(count);
+    for (size_t i = 0; i < count; ++i) {
+      if (names[i] == nullptr) return NullArgument("an entry of names");
+      list.emplace_back(names[i]);
+    }
+    return stream->streamer.Select(file_index, list);
+  });
+}
+
+int tensorstream_stream_file_count(const tensorstream_stream* stream, size_t* count) {
+  return Guard([&]() -> Status {
+    if (stream == nullptr) return NullArgument("stream");
+    if (count == nullptr) return NullArgument("count");
+    *count = stream->streamer.file_count();
+    return Status::Ok();
+  });
+}
+
+int tensorstream_stream_tensor_count(const tensorstream_stream* stream, size_t file_index,
+                                     size_t* count) {
+  return Guard([&]() -> Status {
+    if (stream == nullptr) return NullArgument("stream");
+    if (count == nullptr) return NullArgument("count");
+    TS_RETURN_IF_ERROR(CheckFileIndex(stream, file_index));
+    *count = stream->streamer.file(file_index).items.size();
+    return Status::Ok();
+  });
+}
+
+int tensorstream_stream_tensor_info(const tensorstream_stream* stream, size_t file_index,
+                                    size_t tensor_index, const char** name, const char** dtype,
+                                    size_t* ndim, const int64_t** shape, uint64_t* offset,
+                                    uint64_t* nbytes) {
+  return Guard([&]() -> Status {
+    if (stream == nullptr) return NullArgument("stream");
+    TS_RETURN_IF_ERROR(CheckFileIndex(stream, file_index));
+    const auto& items = stream->streamer.file(file_index).items;
+    if (tensor_index >= items.size()) {
+      return tensorstream::InvalidArgument("tensor index " + std::to_string(tensor_index) +
+                                           " out of range (" + std::to_string(items.size()) +
+                                           " tensors)");
+    }
+    const tensorstream::Item& item = items[tensor_index];
+    if (name != nullptr) *name = item.name.c_str();
+    if (dtype != nullptr) *dtype = item.dtype.c_str();
+    if (ndim != nullptr) *ndim = item.shape.size();
+    if (shape != nullptr) *shape = item.shape.data();
+    if (offset != nullptr) *offset = item.offset;
+    if (nbytes != nullptr) *nbytes = item.nbytes;
+    return Status::Ok();
+  });
+}
+
+int tensorstream_stream_metadata_json(const tensorstream_stream* stream, size_t file_index,
+                                      const char** json) {
+  return Guard([&]() -> Status {
+    if (stream == nullptr) return NullArgument("stream");
+    if (json == nullptr) return NullArgument("json");
+    TS_RETURN_IF_ERROR(CheckFileIndex(stream, file_index));
+    *json = stream->streamer.file(file_index).metadata_json.c_str();
+    return Status::Ok();
+  });
+}
+
+int tensorstream_stream_start(tensorstream_stream* stream) {
+  return Guard([&]() -> Status {
+    if (stream == nullptr) return NullArgument("stream");
+    return stream->streamer.Start();
+  });
+}
+
+int tensorstream_stream_next(tensorstream_stream* stream, tensorstream_tensor** tensor) {
+  bool end = false;
+  const int rc = Guard([&]() -> Status {
+    if (stream == nullptr) return NullArgument("stream");
+    if (tensor == nullptr) return NullArgument("tensor");
+    *tensor = nullptr;
+    TS_ASSIGN_OR_RETURN(auto next, stream->streamer.Next());
+    if (next == nullptr) {
+      end = true;
+      return Status::Ok();
+    }
+    *tensor = new tensorstream_tensor{std::move(next)};
+    return Status::Ok();
+  });
+  return rc == TENSORSTREAM_OK && end ? TENSORSTREAM_END_OF_STREAM : rc;
+}
+
+int tensorstream_stream_cancel(tensorstream_stream* stream) {
+  return Guard([&]() -> Status {
+    if (stream == nullptr) return NullArgument("stream");
+    stream->streamer.Cancel();
+    return Status::Ok();
+  });
+}
+
+int tensorstream_stream_stats(const tensorstream_stream* stream, uint64_t* bytes_read,
+                              uint64_t* peak_reserved_bytes) {
+  return Guard([&]() -> Status {
+    if (stream == nullptr) return NullArgument("stream");
+    if (bytes_read != nullptr) *bytes_read = stream->streamer.bytes_read();
+    if (peak_reserved_bytes != nullptr) {
+      *peak_reserved_bytes = stream->streamer.peak_reserved_bytes();
+    }
+    return Status::Ok();
+  });
+}
+
+size_t tensorstream_tensor_file_index(const tensorstream_tensor* t) {
+  return t->tensor->item().file_index;
+}
+size_t tensorstream_tensor_index(const tensorstream_tensor* t) { return t->tensor->item().index; }
+const char* tensorstream_tensor_name(const tensorstream_tensor* t) {
+  return t->tensor->item().name.c_str();
+}
+const char* tensorstream_tensor_dtype(const tensorstream_tensor* t) {
+  return t->tensor->item().dtype.c_str();
+}
+size_t tensorstream_tensor_ndim(const tensorstream_tensor* t) {
+  return t->tensor->item().shape.size();
+}
+const int64_t* tensorstream_tensor_shape(const tensorstream_tensor* t) {
+  return t->tensor->item().shape.data();
+}
+uint64_t tensorstream_tensor_nbytes(const tensorstream_tensor* t) {
+  return t->tensor->item().nbytes;
+}
+const void* tensorstream_tensor_data(const tensorstream_tensor* t) { return t->tensor->data(); }
+
+void tensorstream_tensor_keep(tensorstream_tensor* t) {
+  if (t != nullptr) t->tensor->Keep();
+}
+
+void tensorstream_tensor_release(tensorstream_tensor* t) { delete t; }
+
+}  // extern "C"

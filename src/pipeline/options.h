@@ -1,0 +1,31 @@
+// Streaming options and their defaults from the RUNAI_STREAMER_* environment variables.
+#pragma once
+
+#include <cstdint>
+
+#include "common/status.h"
+#include "storage/source.h"
+
+namespace tensorstream {
+
+inline constexpr int kDefaultConcurrency = 16;
+inline constexpr uint64_t kDefaultChunkBytes = 2ull << 20;
+inline constexpr int64_t kUnlimitedMemory = -1;
+inline constexpr int64_t kLargestTensorMemory = 0;
+
+struct StreamOptions {
+  int concurrency = kDefaultConcurrency;  // reader threads
+  uint64_t chunk_bytes = 0;               // bytes per read; 0: the storage's preference
+  int64_t memory_limit = kUnlimitedMemory;  // -1 unlimited, 0 largest tensor, N bytes
+  StorageOptions storage;
+};
+
+// Checks ranges (concurrency 1..1024, chunk 4 KiB..1 GiB or 0, limit >= -1).
+Status ValidateOptions(const StreamOptions& options);
+
+// Defaults overridden by RUNAI_STREAMER_CONCURRENCY, RUNAI_STREAMER_CHUNK_BYTESIZE,
+// RUNAI_STREAMER_MEMORY_LIMIT and TENSORSTREAM_DIRECT_IO. A value that does not parse,
+// or is out of range, is an error naming the variable (never silently ignored).
+Result<StreamOptions> StreamOptionsFromEnvironment();
+
+}  // namespace tensorstream

@@ -1,0 +1,261 @@
+#include "pipeline/streamer.h"
+
+#include <algorithm>
+
+#include "format/safetensors.h"
+
+namespace tensorstream {
+
+namespace {
+constexpr uint64_t kMinBufferAlignment = 64;
+}
+
+Streamer::Streamer(StreamOptions options)
+    : options_(std::move(options)),
+      budget_(std::make_shared<MemoryBudget>(options_.memory_limit)) {}
+
+Streamer::~Streamer() {
+  Cancel();
+  for (std::thread& reader : readers_) reader.join();
+}
+
+Result<size_t> Streamer::AddFile(const std::string& uri, std::unique_ptr<Source> source,
+                                 std::vector<Item> items, std::string metadata_json) {
+  if (started_) return Status(StatusCode::kFailedPrecondition, uri + ": stream already started");
+  const size_t index = files_.size();
+  StreamFile file;
+  file.uri = uri;
+  file.source = std::move(source);
+  file.items = std::move(items);
+  file.metadata_json = std::move(metadata_json);
+  file.selection.resize(file.items.size());
+  for (size_t i = 0; i < file.items.size(); ++i) {
+    file.items[i].file_index = index;
+    file.items[i].index = i;
+    file.selection[i] = i;
+  }
+  files_.push_back(std::move(file));
+  return index;
+}
+
+Result<size_t> Streamer::AddSafetensorsFile(const std::string& uri) {
+  TS_ASSIGN_OR_RETURN(std::unique_ptr<Source> source, OpenSource(uri, options_.storage));
+  TS_ASSIGN_OR_RETURN(SafetensorsHeader header, ReadSafetensorsHeader(*source));
+  std::vector<Item> items;
+  items.reserve(header.tensors.size());
+  for (TensorEntry& t : header.tensors) {
+    Item item;
+    item.name = std::move(t.name);
+    item.dtype = std::move(t.dtype);
+    item.shape = std::move(t.shape);
+    item.offset = t.offset;
+    item.nbytes = t.nbytes;
+    items.push_back(std::move(item));
+  }
+  return AddFile(uri, std::move(source), std::move(items), std::move(header.metadata_json));
+}
+
+Result<size_t> Streamer::AddRanges(const std::string& uri, uint64_t offset,
+                                   const std::vector<uint64_t>& sizes) {
+  TS_ASSIGN_OR_RETURN(std::unique_ptr<Source> source, OpenSource(uri, options_.storage));
+  std::vector<Item> items;
+  items.reserve(sizes.size());
+  uint64_t at = offset;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    uint64_t end = 0;
+    if (__builtin_add_overflow(at, sizes[i], &end) || end > source->Size()) {
+      return InvalidArgument(uri + ": range " + std::to_string(i) + " [" + std::to_string(at) +
+                             ", +" + std::to_string(sizes[i]) + ") reaches beyond the " +
+                             std::to_string(source->Size()) + "-byte file");
+    }
+    Item item;
+    item.name = std::to_string(i);
+    item.dtype = "U8";
+    item.shape = {static_cast<int64_t>(sizes[i])};
+    item.offset = at;
+    item.nbytes = sizes[i];
+    items.push_back(std::move(item));
+    at = end;
+  }
+  return AddFile(uri, std::move(source), std::move(items), "{}");
+}
+
+Status Streamer::Select(size_t file_index, const std::vector<std::string>& names) {
+  if (started_) return Status(StatusCode::kFailedPrecondition, "stream already started");
+  if (file_index >= files_.size()) {
+    return InvalidArgument("file index " + std::to_string(file_index) + " out of range");
+  }
+  StreamFile& file = files_[file_index];
+  std::unordered_map<std::string_view, size_t> by_name;
+  by_name.reserve(file.items.size());
+  for (const Item& item : file.items) by_name.emplace(item.name, item.index);
+  std::vector<size_t> selection;
+  selection.reserve(names.size());
+  for (const std::string& name : names) {
+    const auto it = by_name.find(name);
+    if (it == by_name.end()) return NotFound(file.uri + ": no tensor named '" + name + "'");
+    selection.push_back(it->second);
+  }
+  std::sort(selection.begin(), selection.end());
+  selection.erase(std::unique(selection.begin(), selection.end()), selection.end());
+  file.selection = std::move(selection);
+  return Status::Ok();
+}
+
+Status Streamer::Start() {
+  if (started_) return Status(StatusCode::kFailedPrecondition, "stream already started");
+  started_ = true;
+
+  // The largest single item decides the smallest workable memory limit.
+  uint64_t largest = 0;
+  const Item* largest_item = nullptr;
+  std::vector<Item> items;
+  std::vector<FilePlanInput> inputs(files_.size());
+  for (size_t f = 0; f < files_.size(); ++f) {
+    const StreamFile& file = files_[f];
+    FilePlanInput& input = inputs[f];
+    input.alignment = file.source->RequiredAlignment();
+    input.chunk_bytes =
+        options_.chunk_bytes != 0 ? options_.chunk_bytes : file.source->PreferredChunkBytes();
+    for (const size_t i : file.selection) {
+      const Item& item = file.items[i];
+      const uint64_t span = AlignedSpan(item.offset, item.nbytes, input.alignment);
+      if (span > largest || largest_item == nullptr) {
+        largest = std::max(largest, span);
+        largest_item = &item;
+      }
+      input.items.push_back(items.size());
+      items.push_back(item);
+    }
+  }
+  PlanLimits limits;
+  int64_t limit = options_.memory_limit;
+  if (limit == kLargestTensorMemory) limit = static_cast<int64_t>(largest);
+  if (limit > 0 && largest > static_cast<uint64_t>(limit)) {
+    return Status(StatusCode::kMemoryLimit,
+                  "memory limit of " + std::to_string(limit) + " bytes is below the " +
+                      std::to_string(largest) + " bytes that tensor '" + largest_item->name +
+                      "' of " + files_[largest_item->file_index].uri +
+                      " needs; raise RUNAI_STREAMER_MEMORY_LIMIT or use 0 (largest tensor)");
+  }
+  if (limit >= 0) {
+    limits.max_group_bytes = std::max<uint64_t>(static_cast<uint64_t>(limit), 1);
+  }
+  budget_ = std::make_shared<MemoryBudget>(limit);
+  total_items_ = items.size();
+  plan_ = std::make_shared<const Plan>(MakePlan(std::move(items), inputs, limits));
+  groups_ = std::make_unique<GroupState[]>(plan_->groups.size());
+  if (plan_->groups.empty()) return Status::Ok();
+
+  const size_t readers = std::clamp<size_t>(plan_->chunks.size(), 1,
+                                            static_cast<size_t>(options_.concurrency));
+  readers_.reserve(readers);
+  for (size_t i = 0; i < readers; ++i) readers_.emplace_back([this] { ReaderLoop(); });
+  return Status::Ok();
+}
+
+void Streamer::ReaderLoop() {
+  ChunkTask task;
+  while (TakeChunk(&task)) {
+    const Chunk& chunk = plan_->chunks[task.chunk];
+    const ReadGroup& group = plan_->groups[chunk.group];
+    Source& source = *files_[group.file_index].source;
+    const Status status = source.ReadAt(chunk.offset, chunk.length, task.dst, cancelled_);
+    if (!status.ok()) {
+      Fail(status);
+      return;
+    }
+    bytes_read_.fetch_add(chunk.length, std::memory_order_relaxed);
+    FinishChunk(task.chunk);
+  }
+}
+
+bool Streamer::TakeChunk(ChunkTask* task) {
+  std::lock_guard lock(schedule_mu_);
+  while (true) {
+    if (cancelled_.load(std::memory_order_acquire)) return false;
+    if (next_group_ == plan_->groups.size()) return false;
+    const uint32_t g = next_group_;
+    const ReadGroup& group = plan_->groups[g];
+    GroupState& state = groups_[g];
+    if (next_chunk_in_group_ == 0) {
+      // First chunk of the group: wait for budget, then allocate. Holding schedule_mu_
+      // while waiting is deliberate: groups start in plan order, and the others have
+      // nothing to take until this one fits.
+      if (!budget_->Reserve(group.bytes())) return false;
+      const uint64_t alignment = std::max(kMinBufferAlignment,
+                                          files_[group.file_index].source->RequiredAlignment());
+      auto buffer = HostBuffer::Allocate(group.bytes(), alignment, budget_,
+                                         static_cast<uint32_t>(group.items.size()));
+      if (!buffer.ok()) {
+        budget_->Release(group.bytes());
+        Fail(buffer.status().WithContext(files_[group.file_index].uri));
+        return false;
+      }
+      state.buffer = std::move(buffer).value();
+      state.chunks_left.store(group.chunk_count, std::memory_order_relaxed);
+      if (group.chunk_count == 0) {  // only zero-size tensors
+        ++next_group_;
+        DeliverGroup(g);
+        continue;
+      }
+    }
+    const Chunk& chunk = plan_->chunks[group.first_chunk + next_chunk_in_group_];
+    task->chunk = group.first_chunk + next_chunk_in_group_;
+    task->dst = state.buffer->data() + (chunk.offset - group.begin);
+    if (++next_chunk_in_group_ == group.chunk_count) {
+      ++next_group_;
+      next_chunk_in_group_ = 0;
+    }
+    return true;
+  }
+}
+
+void Streamer::FinishChunk(uint32_t chunk) {
+  const uint32_t g = plan_->chunks[chunk].group;
+  if (groups_[g].chunks_left.fetch_sub(1, std::memory_order_acq_rel) == 1) DeliverGroup(g);
+}
+
+void Streamer::DeliverGroup(uint32_t g) {
+  const ReadGroup& group = plan_->groups[g];
+  std::shared_ptr<HostBuffer> buffer = std::move(groups_[g].buffer);
+  {
+    std::lock_guard lock(queue_mu_);
+    for (const size_t i : group.items) {
+      const char* data = buffer->data() + (plan_->items[i].offset - group.begin);
+      completed_.push_back(std::make_unique<DeliveredTensor>(plan_, i, buffer, data));
+    }
+  }
+  queue_cv_.notify_one();
+}
+
+void Streamer::Fail(const Status& status) {
+  {
+    std::lock_guard lock(queue_mu_);
+    if (error_.ok()) error_ = status;
+  }
+  cancelled_.store(true, std::memory_order_release);
+  budget_->Cancel();
+  queue_cv_.notify_all();
+}
+
+void Streamer::Cancel() { Fail(Cancelled("stream cancelled")); }
+
+Result<std::unique_ptr<DeliveredTensor>> Streamer::Next() {
+  if (!started_) return Status(StatusCode::kFailedPrecondition, "stream not started");
+  std::unique_lock lock(queue_mu_);
+  queue_cv_.wait(lock, [&] {
+    return !completed_.empty() || !error_.ok() || delivered_ == total_items_;
+  });
+  if (!error_.ok() && error_.code() != StatusCode::kCancelled) return error_;
+  if (!completed_.empty()) {
+    std::unique_ptr<DeliveredTensor> tensor = std::move(completed_.front());
+    completed_.pop_front();
+    ++delivered_;
+    return tensor;
+  }
+  if (!error_.ok()) return error_;
+  return std::unique_ptr<DeliveredTensor>();
+}
+
+}  // namespace tensorstream

@@ -1,0 +1,21 @@
+// LocalSource: a file on a local filesystem, read with pread(2), or with O_DIRECT when
+// StorageOptions::direct_io is set (then reads must be 4 KiB aligned; see Source).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "storage/source.h"
+
+namespace tensorstream {
+
+// Opens a local path or file:// URI. Fails with kNotFound / kPermissionDenied /
+// kInvalidArgument (a directory) naming the path.
+Result<std::unique_ptr<Source>> OpenLocalSource(const std::string& uri,
+                                                const StorageOptions& options);
+
+// The alignment O_DIRECT reads use here (logical block sizes are at most 4 KiB on the
+// devices we target; 4096 is valid for all of them).
+inline constexpr uint64_t kDirectIoAlignment = 4096;
+
+}  // namespace tensorstream

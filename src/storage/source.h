@@ -1,0 +1,75 @@
+// Source: random-access reads of one file or object, whatever the storage.
+//
+// Every storage backend (local disk, S3, …) implements Source; the pipeline knows
+// nothing else about storage. OpenSource() picks the backend from the URI's scheme
+// through the registry in registry.cc.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/status.h"
+
+namespace tensorstream {
+
+// Explicit object-store credentials and addressing, as given by the caller. Unset fields
+// fall back to the environment / profile files / instance metadata in the backend.
+// Never logged and never part of an error message.
+struct S3Config {
+  std::optional<std::string> access_key_id;
+  std::optional<std::string> secret_access_key;
+  std::optional<std::string> session_token;
+  std::optional<std::string> region;
+  std::optional<std::string> endpoint_url;
+};
+
+// Options that travel from the caller to whichever backend opens a URI.
+struct StorageOptions {
+  bool direct_io = false;  // local files: read with O_DIRECT (page cache bypassed)
+  S3Config s3;
+};
+
+class Source {
+ public:
+  virtual ~Source() = default;
+
+  // The URI this source was opened with (for error messages).
+  virtual const std::string& uri() const = 0;
+
+  // Size of the file/object in bytes, known once the source is open.
+  virtual uint64_t Size() const = 0;
+
+  // Reads exactly `length` bytes at `offset` into `dst`.
+  // REQUIRES: offset + length <= Size(); dst, offset and length are multiples of
+  //           RequiredAlignment().
+  // Thread-safe: any number of calls may run concurrently on one Source.
+  // Returns early with kCancelled once `cancelled` becomes true (backends check it
+  // between network reads / retries; a local pread of one chunk just completes).
+  // Errors name uri(), the byte range and the cause.
+  virtual Status ReadAt(uint64_t offset, uint64_t length, void* dst,
+                        const std::atomic<bool>& cancelled) = 0;
+
+  // Alignment required of ReadAt's buffer, offset and length; 1 when there is none.
+  virtual uint64_t RequiredAlignment() const { return 1; }
+
+  // A good read size for this storage when the caller has no preference.
+  virtual uint64_t PreferredChunkBytes() const { return 2u << 20; }
+};
+
+// ReadAt for callers with arbitrary offsets and lengths (headers, tests): when the source
+// needs alignment, reads the covering aligned window into a temporary buffer and copies.
+Status ReadUnaligned(Source& source, uint64_t offset, uint64_t length, void* dst,
+                     const std::atomic<bool>& cancelled);
+
+// Opens `uri`: a local path, file://path, or an object-store URI whose scheme a backend
+// registered (s3://…). Errors: kNotFound, kPermissionDenied, kInvalidArgument for an
+// unknown scheme, each naming the URI.
+Result<std::unique_ptr<Source>> OpenSource(const std::string& uri, const StorageOptions& options);
+
+// "s3" for "s3://b/k", "" for a local path (including "file://").
+std::string UriScheme(const std::string& uri);
+
+}  // namespace tensorstream

@@ -1,0 +1,116 @@
+/* The C API exercised from plain C99: builds a small SafeTensors file by hand, streams
+ * it, checks every byte, and checks the error paths' status codes and messages. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tensorstream/tensorstream.h"
+
+static int failures = 0;
+#define EXPECT(cond)                                                   \
+  do {                                                                 \
+    if (!(cond)) {                                                     \
+      fprintf(stderr, "%s:%d: expectation failed: %s\n", __FILE__, __LINE__, #cond); \
+      ++failures;                                                      \
+    }                                                                  \
+  } while (0)
+
+static void write_file(const char* path, const char* header, const unsigned char* data,
+                       size_t data_len) {
+  FILE* f = fopen(path, "wb");
+  uint64_t n = strlen(header);
+  unsigned char prefix[8];
+  for (int i = 0; i < 8; ++i) prefix[i] = (unsigned char)(n >> (8 * i));
+  fwrite(prefix, 1, 8, f);
+  fwrite(header, 1, n, f);
+  fwrite(data, 1, data_len, f);
+  fclose(f);
+}
+
+int main(int argc, char** argv) {
+  char path[4096];
+  char bad[4096];
+  snprintf(path, sizeof path, "%s/c_api_ok.safetensors", argc > 1 ? argv[1] : ".");
+  snprintf(bad, sizeof bad, "%s/c_api_bad.safetensors", argc > 1 ? argv[1] : ".");
+  const char* header =
+      "{\"__metadata__\":{\"k\":\"v\"},"
+      "\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]},"
+      "\"b\":{\"dtype\":\"U8\",\"shape\":[3],\"data_offsets\":[16,19]},"
+      "\"z\":{\"dtype\":\"BF16\",\"shape\":[0],\"data_offsets\":[19,19]}}";
+  unsigned char data[19];
+  for (int i = 0; i < 19; ++i) data[i] = (unsigned char)(i * 7 + 1);
+  write_file(path, header, data, sizeof data);
+
+  EXPECT(strlen(tensorstream_version()) > 0);
+
+  tensorstream_options* options = NULL;
+  EXPECT(tensorstream_options_create(&options) == TENSORSTREAM_OK);
+  EXPECT(tensorstream_options_set_concurrency(options, 0) == TENSORSTREAM_INVALID_ARGUMENT);
+  EXPECT(strstr(tensorstream_last_error(), "concurrency") != NULL);
+  EXPECT(tensorstream_options_set_memory_limit(options, -5) == TENSORSTREAM_INVALID_ARGUMENT);
+  EXPECT(tensorstream_options_set_concurrency(options, 4) == TENSORSTREAM_OK);
+  EXPECT(tensorstream_options_set_memory_limit(options, 0) == TENSORSTREAM_OK);
+  EXPECT(tensorstream_options_create(NULL) == TENSORSTREAM_INVALID_ARGUMENT);
+
+  tensorstream_stream* stream = NULL;
+  EXPECT(tensorstream_stream_create(options, &stream) == TENSORSTREAM_OK);
+  tensorstream_options_destroy(options);
+  size_t file_index = 99;
+  EXPECT(tensorstream_stream_add_file(stream, path, &file_index) == TENSORSTREAM_OK);
+  EXPECT(file_index == 0);
+  size_t count = 0;
+  EXPECT(tensorstream_stream_tensor_count(stream, 0, &count) == TENSORSTREAM_OK && count == 3);
+  const char* metadata = NULL;
+  EXPECT(tensorstream_stream_metadata_json(stream, 0, &metadata) == TENSORSTREAM_OK);
+  EXPECT(metadata && strcmp(metadata, "{\"k\":\"v\"}") == 0);
+  EXPECT(tensorstream_stream_tensor_count(stream, 7, &count) == TENSORSTREAM_INVALID_ARGUMENT);
+  EXPECT(tensorstream_stream_next(stream, NULL) == TENSORSTREAM_INVALID_ARGUMENT);
+
+  EXPECT(tensorstream_stream_start(stream) == TENSORSTREAM_OK);
+  EXPECT(tensorstream_stream_add_file(stream, path, NULL) == TENSORSTREAM_FAILED_PRECONDITION);
+  int seen = 0;
+  tensorstream_tensor* t = NULL;
+  int status;
+  while ((status = tensorstream_stream_next(stream, &t)) == TENSORSTREAM_OK) {
+    const char* name = tensorstream_tensor_name(t);
+    const unsigned char* bytes = (const unsigned char*)tensorstream_tensor_data(t);
+    if (strcmp(name, "a") == 0) {
+      EXPECT(strcmp(tensorstream_tensor_dtype(t), "F32") == 0);
+      EXPECT(tensorstream_tensor_ndim(t) == 2 && tensorstream_tensor_shape(t)[1] == 2);
+      EXPECT(tensorstream_tensor_nbytes(t) == 16 && memcmp(bytes, data, 16) == 0);
+      seen |= 1;
+    } else if (strcmp(name, "b") == 0) {
+      EXPECT(tensorstream_tensor_nbytes(t) == 3 && memcmp(bytes, data + 16, 3) == 0);
+      seen |= 2;
+    } else if (strcmp(name, "z") == 0) {
+      EXPECT(tensorstream_tensor_nbytes(t) == 0 && tensorstream_tensor_shape(t)[0] == 0);
+      seen |= 4;
+    }
+    tensorstream_tensor_release(t);
+  }
+  EXPECT(status == TENSORSTREAM_END_OF_STREAM);
+  EXPECT(seen == 7);
+  uint64_t bytes_read = 0, peak = 0;
+  EXPECT(tensorstream_stream_stats(stream, &bytes_read, &peak) == TENSORSTREAM_OK);
+  EXPECT(bytes_read >= 19 && peak >= 16);
+  tensorstream_stream_destroy(stream);
+
+  /* A corrupt file: the error names the file, the tensor and the cause. */
+  write_file(bad, "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,15]}}", data, 15);
+  tensorstream_options_create(&options);
+  tensorstream_stream_create(options, &stream);
+  tensorstream_options_destroy(options);
+  EXPECT(tensorstream_stream_add_file(stream, bad, NULL) == TENSORSTREAM_FORMAT_ERROR);
+  EXPECT(strstr(tensorstream_last_error(), bad) != NULL);
+  EXPECT(strstr(tensorstream_last_error(), "'w'") != NULL);
+  EXPECT(tensorstream_stream_add_file(stream, "/nonexistent/x.safetensors", NULL) ==
+         TENSORSTREAM_NOT_FOUND);
+  EXPECT(strcmp(tensorstream_status_name(TENSORSTREAM_NOT_FOUND), "NOT_FOUND") == 0);
+  tensorstream_stream_destroy(stream);
+  tensorstream_stream_destroy(NULL);
+  tensorstream_tensor_release(NULL);
+
+  if (failures == 0) printf("c_api_test: all checks passed\n");
+  return failures == 0 ? 0 : 1;
+}
