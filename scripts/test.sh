@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this):
+#   1. build + unit tests + C API test (plain C) + CLI tests          (build/)
+#   2. Python tests (pytest) against the installed package
+#   3. the same C++ suites under AddressSanitizer + UBSan               (build-asan/)
+#   4. the pipeline tests under ThreadSanitizer                         (build-tsan/)
+#   5. the header fuzzer for a bounded time over the kept corpus        (build-fuzz/)
+#   6. S3 integration tests against a real S3 server on loopback
+# Set TS_TEST_ONLY to a space-separated subset (e.g. "unit python") to run fewer stages.
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+stages=${TS_TEST_ONLY:-"unit python asan tsan fuzz s3"}
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+want() { [[ " $stages " == *" $1 "* ]]; }
+
+ensure_debian_packages
+want python && ensure_venv
+
+if want unit; then
+  log "build + unit, C API and CLI tests"
+  build_tree "$REPO_ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  ctest --test-dir "$REPO_ROOT/build" --output-on-failure -j "$JOBS"
+fi
+
+if want python; then
+  install_python_package
+  log "Python tests"
+  (cd "$REPO_ROOT" && "$TS_PY" -m pytest -q tests/python)
+fi
+
+if want asan; then
+  log "AddressSanitizer + UndefinedBehaviorSanitizer"
+  build_tree "$REPO_ROOT/build-asan" -DCMAKE_BUILD_TYPE=Debug -DTENSORSTREAM_SANITIZE=address,undefined
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir "$REPO_ROOT/build-asan" --output-on-failure -j "$JOBS"
+fi
+
+if want tsan; then
+  log "ThreadSanitizer (pipeline and C API)"
+  build_tree "$REPO_ROOT/build-tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTENSORSTREAM_SANITIZE=thread \
+    -DTENSORSTREAM_BUILD_CLI=OFF
+  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+    "$REPO_ROOT/build-tsan/tests/tensorstream_tests" --gtest_filter='Streamer.*:MemoryBudget*:Plan.*'
+fi
+
+if want fuzz; then
+  log "fuzzing the SafeTensors header parser for ${FUZZ_SECONDS}s"
+  CC=clang-14 CXX=clang++-14 build_tree "$REPO_ROOT/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DTENSORSTREAM_FUZZ=ON -DTENSORSTREAM_BUILD_TESTS=OFF -DTENSORSTREAM_BUILD_CLI=OFF \
+    -DTENSORSTREAM_SANITIZE=address,undefined
+  # New inputs go to a scratch corpus; the kept corpus in the repo is only read.
+  scratch=$(mktemp -d)
+  "$REPO_ROOT/build-fuzz/fuzz/safetensors_header_fuzzer" -max_total_time="$FUZZ_SECONDS" \
+    -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    "$scratch" "$REPO_ROOT/fuzz/corpus/safetensors_header" 2>&1 | tail -12
+  rm -rf "$scratch"
+fi
+
+if want s3 && [ -x "$REPO_ROOT/tests/s3/run.sh" ]; then
+  log "S3 integration tests"
+  bash "$REPO_ROOT/tests/s3/run.sh"
+fi
+
+log "all requested test stages passed: $stages"

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Drives the tensorstream CLI end to end: exit codes, one-line errors naming the file,
+# --verify, --json, memory limits. Usage: cli_test.sh CLI MAKE_FIXTURE WORKDIR
+set -u
+cli=$1 fixture=$2 work=$3
+rm -rf "$work" && mkdir -p "$work"
+passed=0 failed=0
+pass() { passed=$((passed + 1)); }
+fail() { echo "FAIL: $*" >&2; failed=$((failed + 1)); }
+
+# expect_ok NAME CMD...: the command exits 0.
+expect_ok() {
+  local name=$1; shift
+  if "$@" >"$work/out" 2>"$work/err"; then pass; else fail "$name (exit $?): $(cat "$work/err")"; fi
+}
+# expect_error NAME NEEDLE CMD...: exit 1, exactly one stderr line, containing NEEDLE.
+expect_error() {
+  local name=$1 needle=$2; shift 2
+  timeout 20 "$@" >"$work/out" 2>"$work/err"
+  local rc=$?
+  if [ $rc -ne 1 ]; then fail "$name: exit $rc, expected 1; stderr: $(cat "$work/err")"; return; fi
+  if [ "$(wc -l <"$work/err")" -ne 1 ]; then fail "$name: stderr is not one line: $(cat "$work/err")"; return; fi
+  if ! grep -qF -- "$needle" "$work/err"; then fail "$name: '$needle' missing from: $(cat "$work/err")"; return; fi
+  pass
+}
+
+"$fixture" model "$work/model.safetensors" 40000000 || { echo "fixture failed"; exit 1; }
+"$fixture" dtypes "$work/dtypes.safetensors"
+"$fixture" corrupt "$work/corrupt"
+
+expect_ok "inspect table" "$cli" inspect "$work/model.safetensors"
+grep -q "model.embed_tokens.weight" "$work/out" && grep -qE "^[0-9]+ tensors, [0-9]+ bytes" "$work/out" \
+  && pass || fail "inspect table content"
+
+expect_ok "inspect json" "$cli" inspect --json "$work/dtypes.safetensors"
+python3 - "$work/out" <<'PY' && pass || fail "inspect json content"
+import json, sys
+d = json.load(open(sys.argv[1]))
+names = {t["name"]: t for t in d["tensors"]}
+assert d["tensor_count"] == 20 and d["metadata"] == {"format": "pt"}
+assert names["t_BF16"]["shape"] == [3, 4] and names["t_BF16"]["bytes"] == 24
+assert names["t_F4"]["bytes"] == 6 and names["empty"]["bytes"] == 0 and names["scalar"]["shape"] == []
+assert d["total_bytes"] == sum(t["bytes"] for t in d["tensors"])
+PY
+
+for args in "" "--concurrency 1" "--concurrency 8 --memory-limit 0" "--direct --chunk-bytes 65536"; do
+  # shellcheck disable=SC2086
+  expect_ok "stream --verify $args" "$cli" stream --verify $args "$work/model.safetensors" "$work/dtypes.safetensors"
+  grep -q "verified: all bytes match" "$work/out" && pass || fail "stream --verify $args: $(cat "$work/out")"
+done
+
+expect_ok "stream json" "$cli" stream --json --memory-limit 0 "$work/model.safetensors"
+python3 - "$work/out" "$work/model.safetensors" <<'PY' && pass || fail "stream json content"
+import json, os, sys
+d = json.load(open(sys.argv[1]))
+assert d["tensors"] > 10 and d["bytes"] > 0 and d["gb_per_s"] > 0
+assert d["peak_reserved_bytes"] <= os.path.getsize(sys.argv[2])
+PY
+
+expect_error "missing file" "/no/such/file.safetensors" "$cli" stream /no/such/file.safetensors
+expect_error "empty file" "empty.safetensors" "$cli" stream "$work/corrupt/empty.safetensors"
+expect_error "truncated" "truncated.safetensors" "$cli" stream "$work/corrupt/truncated.safetensors"
+expect_error "truncated names tensor" "'a'" "$cli" inspect "$work/corrupt/truncated.safetensors"
+expect_error "not json" "not valid UTF-8 JSON" "$cli" inspect "$work/corrupt/not_json.safetensors"
+expect_error "huge header" "100 MiB" "$cli" stream "$work/corrupt/huge_header.safetensors"
+expect_error "bad dtype" "unknown dtype 'Q7'" "$cli" stream "$work/corrupt/bad_dtype.safetensors"
+expect_error "directory" "is a directory" "$cli" stream "$work/corrupt"
+expect_error "memory limit too small" "memory limit of 1000 bytes" "$cli" stream --memory-limit 1000 "$work/model.safetensors"
+
+"$cli" stream --concurrency 0 "$work/model.safetensors" >/dev/null 2>"$work/err"
+rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 1 ] && grep -q -- "--concurrency" "$work/err" && pass \
+  || fail "bad --concurrency not rejected by the parser (exit $rc)"
+RUNAI_STREAMER_CONCURRENCY=abc "$cli" stream "$work/model.safetensors" >"$work/out" 2>"$work/err"
+[ $? -eq 1 ] && grep -q "RUNAI_STREAMER_CONCURRENCY='abc'" "$work/err" && pass || fail "bad env var: $(cat "$work/err")"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
