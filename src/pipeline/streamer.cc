@@ -11,8 +11,7 @@ constexpr uint64_t kMinBufferAlignment = 64;
 }
 
 Streamer::Streamer(StreamOptions options)
-    : options_(std::move(options)),
-      budget_(std::make_shared<MemoryBudget>(options_.memory_limit)) {}
+    : options_(std::move(options)) {}
 
 Streamer::~Streamer() {
   Cancel();
@@ -119,7 +118,8 @@ Status Streamer::Start() {
         options_.chunk_bytes != 0 ? options_.chunk_bytes : file.source->PreferredChunkBytes();
     for (const size_t i : file.selection) {
       const Item& item = file.items[i];
-      const uint64_t span = AlignedSpan(item.offset, item.nbytes, input.alignment);
+      const uint64_t span =
+          HostMemory::Footprint(AlignedSpan(item.offset, item.nbytes, input.alignment));
       if (span > largest || largest_item == nullptr) {
         largest = std::max(largest, span);
         largest_item = &item;
@@ -138,10 +138,16 @@ Status Streamer::Start() {
                       "' of " + files_[largest_item->file_index].uri +
                       " needs; raise RUNAI_STREAMER_MEMORY_LIMIT or use 0 (largest tensor)");
   }
+  uint64_t largest_chunk = 0;
+  for (const FilePlanInput& input : inputs) largest_chunk = std::max(largest_chunk, input.chunk_bytes);
   if (limit >= 0) {
-    limits.max_group_bytes = std::max<uint64_t>(static_cast<uint64_t>(limit), 1);
+    // Coalesced groups must keep their footprint under the limit too (see Footprint).
+    const auto cap = static_cast<uint64_t>(limit);
+    limits.max_group_bytes = std::max<uint64_t>(cap >= (1u << 20) ? cap / 4096 * 4096 : cap, 1);
   }
-  budget_ = std::make_shared<MemoryBudget>(limit);
+  const uint64_t cache_cap = std::max<uint64_t>(
+      64ull << 20, 2ull * static_cast<uint64_t>(options_.concurrency) * largest_chunk);
+  memory_ = std::make_shared<HostMemory>(limit, cache_cap);
   total_items_ = items.size();
   plan_ = std::make_shared<const Plan>(MakePlan(std::move(items), inputs, limits));
   groups_ = std::make_unique<GroupState[]>(plan_->groups.size());
@@ -179,17 +185,17 @@ bool Streamer::TakeChunk(ChunkTask* task) {
     const ReadGroup& group = plan_->groups[g];
     GroupState& state = groups_[g];
     if (next_chunk_in_group_ == 0) {
-      // First chunk of the group: wait for budget, then allocate. Holding schedule_mu_
-      // while waiting is deliberate: groups start in plan order, and the others have
-      // nothing to take until this one fits.
-      if (!budget_->Reserve(group.bytes())) return false;
+      // First chunk of the group: wait until its buffer fits under the limit. Holding
+      // schedule_mu_ while waiting is deliberate: groups start in plan order, and the
+      // other readers have nothing to take until this one fits.
       const uint64_t alignment = std::max(kMinBufferAlignment,
                                           files_[group.file_index].source->RequiredAlignment());
-      auto buffer = HostBuffer::Allocate(group.bytes(), alignment, budget_,
-                                         static_cast<uint32_t>(group.items.size()));
+      auto buffer =
+          memory_->Acquire(group.bytes(), alignment, static_cast<uint32_t>(group.items.size()));
       if (!buffer.ok()) {
-        budget_->Release(group.bytes());
-        Fail(buffer.status().WithContext(files_[group.file_index].uri));
+        if (buffer.status().code() != StatusCode::kCancelled) {
+          Fail(buffer.status().WithContext(files_[group.file_index].uri));
+        }
         return false;
       }
       state.buffer = std::move(buffer).value();
@@ -235,7 +241,7 @@ void Streamer::Fail(const Status& status) {
     if (error_.ok()) error_ = status;
   }
   cancelled_.store(true, std::memory_order_release);
-  budget_->Cancel();
+  if (memory_) memory_->Cancel();
   queue_cv_.notify_all();
 }
 

@@ -5,7 +5,7 @@
 //
 // Threading: one consumer thread calls every method except Cancel(), which any thread
 // may call. Start() launches `concurrency` reader threads that take chunks in plan
-// order, reserve each group's bytes in the MemoryBudget before its first read, read,
+// order, acquire each group's buffer from HostMemory (within the limit) before its first read, read,
 // and push a group's tensors to the completion queue when its last chunk lands.
 // Destruction cancels and joins the readers; it returns once in-progress reads finish.
 #pragma once
@@ -20,8 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "pipeline/host_buffer.h"
-#include "pipeline/memory_budget.h"
+#include "pipeline/host_memory.h"
 #include "pipeline/options.h"
 #include "pipeline/plan.h"
 #include "storage/source.h"
@@ -35,18 +34,21 @@ class DeliveredTensor {
   DeliveredTensor(std::shared_ptr<const Plan> plan, size_t item,
                   std::shared_ptr<HostBuffer> buffer, const char* data)
       : plan_(std::move(plan)), item_(item), buffer_(std::move(buffer)), data_(data) {}
-  ~DeliveredTensor() { Keep(); }
+  ~DeliveredTensor() {
+    if (!done_) buffer_->HolderDone(/*kept=*/false);
+  }
   DeliveredTensor(const DeliveredTensor&) = delete;
   DeliveredTensor& operator=(const DeliveredTensor&) = delete;
 
   const Item& item() const { return plan_->items[item_]; }
   const void* data() const { return data_; }
 
-  // Stops counting these bytes against the stream's memory limit (idempotent).
+  // The caller keeps these bytes beyond the stream: they stop counting against the
+  // memory limit once the group's other tensors are done too (idempotent).
   void Keep() {
-    if (!kept_) {
-      kept_ = true;
-      buffer_->ReleaseBudget();
+    if (!done_) {
+      done_ = true;
+      buffer_->HolderDone(/*kept=*/true);
     }
   }
 
@@ -55,7 +57,7 @@ class DeliveredTensor {
   size_t item_;
   std::shared_ptr<HostBuffer> buffer_;
   const char* data_;
-  bool kept_ = false;
+  bool done_ = false;
 };
 
 struct StreamFile {
@@ -92,7 +94,7 @@ class Streamer {
   void Cancel();
 
   uint64_t bytes_read() const { return bytes_read_.load(std::memory_order_relaxed); }
-  uint64_t peak_reserved_bytes() const { return budget_->peak(); }
+  uint64_t peak_reserved_bytes() const { return memory_ ? memory_->peak() : 0; }
 
  private:
   struct GroupState {
@@ -120,7 +122,7 @@ class Streamer {
 
   std::shared_ptr<const Plan> plan_;
   std::unique_ptr<GroupState[]> groups_;
-  std::shared_ptr<MemoryBudget> budget_;
+  std::shared_ptr<HostMemory> memory_;  // created by Start()
   std::atomic<bool> cancelled_{false};
   std::atomic<uint64_t> bytes_read_{0};
   std::vector<std::thread> readers_;
