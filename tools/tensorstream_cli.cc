@@ -2,7 +2,7 @@
 //
 //   tensorstream inspect FILE [--json]
 //   tensorstream stream FILE... [--concurrency N] [--memory-limit B] [--chunk-bytes B]
-//                               [--direct] [--verify] [--json]
+//                               [--direct] [--device cpu|cuda:N] [--verify] [--json]
 //
 // Exit status: 0 success, 1 a streaming/format/IO error (one line on stderr naming the
 // file and cause), 2 bad command line.
@@ -54,6 +54,7 @@ struct StreamSettings {
   int64_t memory_limit = -2;
   uint64_t chunk_bytes = 0;
   bool direct = false;
+  std::string device = "cpu";
 };
 
 OptionsPtr MakeOptions(const StreamSettings& s) {
@@ -64,6 +65,7 @@ OptionsPtr MakeOptions(const StreamSettings& s) {
   if (s.memory_limit != -2) Check(tensorstream_options_set_memory_limit(raw, s.memory_limit));
   if (s.chunk_bytes != 0) Check(tensorstream_options_set_chunk_bytes(raw, s.chunk_bytes));
   if (s.direct) Check(tensorstream_options_set_direct_io(raw, 1));
+  Check(tensorstream_options_set_device(raw, s.device.c_str()));
   return options;
 }
 
@@ -147,6 +149,9 @@ int Inspect(const std::string& file, bool as_json) {
 
 int Stream(const std::vector<std::string>& files, const StreamSettings& settings, bool verify,
            bool as_json) {
+  if (verify && settings.device != "cpu") {
+    throw CliError{"--verify compares host memory: use it with --device cpu"};
+  }
   StreamPtr stream = OpenStream(files, settings);
   uint64_t total = 0;
   size_t tensors_total = 0;
@@ -216,7 +221,7 @@ int Stream(const std::vector<std::string>& files, const StreamSettings& settings
   Check(tensorstream_stream_stats(stream.get(), nullptr, &peak));
   const double gbps = seconds > 0 ? delivered / seconds / 1e9 : 0;
   if (as_json) {
-    ordered_json out = {{"files", files},      {"tensors", tensors},
+    ordered_json out = {{"files", files},      {"device", settings.device},  {"tensors", tensors},
                         {"bytes", delivered},  {"seconds", seconds},
                         {"gb_per_s", gbps},    {"peak_reserved_bytes", peak},
                         {"verified", verify},  {"mismatches", mismatches}};
@@ -258,6 +263,7 @@ int main(int argc, char** argv) {
                      "host memory limit in bytes: -1 unlimited, 0 largest tensor");
   stream->add_option("--chunk-bytes", settings.chunk_bytes, "bytes per read");
   stream->add_flag("--direct", settings.direct, "read local files with O_DIRECT");
+  stream->add_option("--device", settings.device, "cpu, cuda or cuda:N")->capture_default_str();
   stream->add_flag("--verify", verify, "compare every tensor with a plain read of the file");
   stream->add_flag("--json", as_json, "machine-readable output");
 

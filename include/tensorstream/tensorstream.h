@@ -95,6 +95,12 @@ TENSORSTREAM_API int tensorstream_options_set_memory_limit(tensorstream_options*
 /* 0 buffered reads (page cache), 1 O_DIRECT for local files. */
 TENSORSTREAM_API int tensorstream_options_set_direct_io(tensorstream_options* options,
                                                         int enabled);
+/* Where tensors are delivered: "cpu" (default) or "cuda" / "cuda:N". With a CUDA device,
+ * chunks go through a small pinned staging area (counted against the memory limit) and
+ * asynchronous copies into device memory; the CUDA runtime is loaded at run time, and
+ * stream_start fails with UNAVAILABLE, before any read, when no usable GPU exists. */
+TENSORSTREAM_API int tensorstream_options_set_device(tensorstream_options* options,
+                                                     const char* device);
 /* Explicit object-store credentials; each argument may be NULL (then the environment,
  * profile files or instance metadata are used). They are never logged. */
 TENSORSTREAM_API int tensorstream_options_set_s3_credentials(
@@ -133,6 +139,14 @@ TENSORSTREAM_API int tensorstream_stream_add_ranges(tensorstream_stream* stream,
  * name must exist in the file (NOT_FOUND otherwise). Without it, every tensor is read. */
 TENSORSTREAM_API int tensorstream_stream_select(tensorstream_stream* stream, size_t file_index,
                                                 const char* const* names, size_t count);
+
+/* Device streams only: deliver tensor `tensor_index` of a file into `device_ptr`, caller-owned
+ * device memory of at least the tensor's byte size on the stream's device (e.g. a torch
+ * tensor's data_ptr()). Tensors without a destination get device memory the stream
+ * allocates and frees when the tensor is released. Call before start. */
+TENSORSTREAM_API int tensorstream_stream_set_destination(tensorstream_stream* stream,
+                                                         size_t file_index, size_t tensor_index,
+                                                         void* device_ptr);
 
 /* Header inspection, valid from add_file until destroy. */
 TENSORSTREAM_API int tensorstream_stream_file_count(const tensorstream_stream* stream,
@@ -183,7 +197,10 @@ TENSORSTREAM_API const char* tensorstream_tensor_dtype(const tensorstream_tensor
 TENSORSTREAM_API size_t tensorstream_tensor_ndim(const tensorstream_tensor* tensor);
 TENSORSTREAM_API const int64_t* tensorstream_tensor_shape(const tensorstream_tensor* tensor);
 TENSORSTREAM_API uint64_t tensorstream_tensor_nbytes(const tensorstream_tensor* tensor);
+/* Host memory, or device memory on tensorstream_tensor_device() when that is >= 0. */
 TENSORSTREAM_API const void* tensorstream_tensor_data(const tensorstream_tensor* tensor);
+/* -1 for host memory, else the CUDA device index of the data. */
+TENSORSTREAM_API int tensorstream_tensor_device(const tensorstream_tensor* tensor);
 
 /* The caller keeps this tensor's bytes beyond the streaming: they stop counting against
  * the memory limit now (so reading goes on), and are freed only at release. Used by

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda/cuda_api.h"
 #include "pipeline/options.h"
 #include "pipeline/streamer.h"
 
@@ -136,6 +137,15 @@ int tensorstream_options_set_direct_io(tensorstream_options* options, int enable
   return UpdateOptions(options, [&](auto& o) { o.storage.direct_io = enabled != 0; });
 }
 
+int tensorstream_options_set_device(tensorstream_options* options, const char* device) {
+  return Guard([&]() -> Status {
+    if (options == nullptr) return NullArgument("options");
+    if (device == nullptr) return NullArgument("device");
+    TS_ASSIGN_OR_RETURN(options->options.device, tensorstream::ParseDevice(device));
+    return Status::Ok();
+  });
+}
+
 int tensorstream_options_set_s3_credentials(tensorstream_options* options,
                                             const char* access_key_id,
                                             const char* secret_access_key,
@@ -201,6 +211,15 @@ int tensorstream_stream_select(tensorstream_stream* stream, size_t file_index,
       list.emplace_back(names[i]);
     }
     return stream->streamer.Select(file_index, list);
+  });
+}
+
+int tensorstream_stream_set_destination(tensorstream_stream* stream, size_t file_index,
+                                        size_t tensor_index, void* device_ptr) {
+  return Guard([&]() -> Status {
+    if (stream == nullptr) return NullArgument("stream");
+    if (device_ptr == nullptr) return NullArgument("device_ptr");
+    return stream->streamer.SetDestination(file_index, tensor_index, device_ptr);
   });
 }
 
@@ -323,6 +342,7 @@ uint64_t tensorstream_tensor_nbytes(const tensorstream_tensor* t) {
   return t->tensor->item().nbytes;
 }
 const void* tensorstream_tensor_data(const tensorstream_tensor* t) { return t->tensor->data(); }
+int tensorstream_tensor_device(const tensorstream_tensor* t) { return t->tensor->device(); }
 
 void tensorstream_tensor_keep(tensorstream_tensor* t) {
   if (t != nullptr) t->tensor->Keep();

@@ -2,9 +2,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 #include "common/status.h"
 #include "storage/source.h"
+
+namespace tensorstream {
+class CudaApi;
+}
 
 namespace tensorstream {
 
@@ -18,6 +23,9 @@ struct StreamOptions {
   uint64_t chunk_bytes = 0;               // bytes per read; 0: the storage's preference
   int64_t memory_limit = kUnlimitedMemory;  // -1 unlimited, 0 largest tensor, N bytes
   StorageOptions storage;
+  int device = -1;  // -1: host memory; N: CUDA device N (through pinned staging)
+  // The CUDA runtime to use; null loads the real one at Start (tests inject a fake).
+  std::shared_ptr<CudaApi> cuda;
 };
 
 // Checks ranges (concurrency 1..1024, chunk 4 KiB..1 GiB or 0, limit >= -1).

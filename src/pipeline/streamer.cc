@@ -16,6 +16,9 @@ Streamer::Streamer(StreamOptions options)
 Streamer::~Streamer() {
   Cancel();
   for (std::thread& reader : readers_) reader.join();
+  // Copies may still be in flight from readers that stopped early: the staging waits
+  // for them, and must do so before the destination memory below is freed.
+  staging_.clear();
 }
 
 Result<size_t> Streamer::AddFile(const std::string& uri, std::unique_ptr<Source> source,
@@ -28,6 +31,7 @@ Result<size_t> Streamer::AddFile(const std::string& uri, std::unique_ptr<Source>
   file.items = std::move(items);
   file.metadata_json = std::move(metadata_json);
   file.selection.resize(file.items.size());
+  file.destinations.assign(file.items.size(), nullptr);
   for (size_t i = 0; i < file.items.size(); ++i) {
     file.items[i].file_index = index;
     file.items[i].index = i;
@@ -101,6 +105,19 @@ Status Streamer::Select(size_t file_index, const std::vector<std::string>& names
   return Status::Ok();
 }
 
+Status Streamer::SetDestination(size_t file_index, size_t tensor_index, void* device_ptr) {
+  if (started_) return Status(StatusCode::kFailedPrecondition, "stream already started");
+  if (options_.device < 0) {
+    return Status(StatusCode::kFailedPrecondition, "destinations need a CUDA device stream");
+  }
+  if (file_index >= files_.size() || tensor_index >= files_[file_index].items.size()) {
+    return InvalidArgument("file " + std::to_string(file_index) + " tensor " +
+                           std::to_string(tensor_index) + " out of range");
+  }
+  files_[file_index].destinations[tensor_index] = device_ptr;
+  return Status::Ok();
+}
+
 Status Streamer::Start() {
   if (started_) return Status(StatusCode::kFailedPrecondition, "stream already started");
   started_ = true;
@@ -129,6 +146,14 @@ Status Streamer::Start() {
     }
   }
   PlanLimits limits;
+  total_items_ = items.size();
+  size_t readers = static_cast<size_t>(options_.concurrency);
+  if (options_.device >= 0) {
+    TS_ASSIGN_OR_RETURN(readers, PlanDeviceStaging(inputs));
+    plan_ = std::make_shared<const Plan>(MakePlan(std::move(items), inputs, limits));
+    TS_RETURN_IF_ERROR(StartDevice(readers));
+    return LaunchReaders(readers);
+  }
   int64_t limit = options_.memory_limit;
   if (limit == kLargestTensorMemory) limit = static_cast<int64_t>(largest);
   if (limit > 0 && largest > static_cast<uint64_t>(limit)) {
@@ -148,19 +173,135 @@ Status Streamer::Start() {
   const uint64_t cache_cap = std::max<uint64_t>(
       64ull << 20, 2ull * static_cast<uint64_t>(options_.concurrency) * largest_chunk);
   memory_ = std::make_shared<HostMemory>(limit, cache_cap);
-  total_items_ = items.size();
   plan_ = std::make_shared<const Plan>(MakePlan(std::move(items), inputs, limits));
-  groups_ = std::make_unique<GroupState[]>(plan_->groups.size());
-  if (plan_->groups.empty()) return Status::Ok();
+  return LaunchReaders(readers);
+}
 
-  const size_t readers = std::clamp<size_t>(plan_->chunks.size(), 1,
-                                            static_cast<size_t>(options_.concurrency));
-  readers_.reserve(readers);
-  for (size_t i = 0; i < readers; ++i) readers_.emplace_back([this] { ReaderLoop(); });
+Result<size_t> Streamer::PlanDeviceStaging(std::vector<FilePlanInput>& inputs) {
+  // Host memory is the pinned staging alone: readers × kSlots slots of one chunk each.
+  size_t readers = static_cast<size_t>(options_.concurrency);
+  uint64_t slot = 0;
+  uint64_t alignment = 1;
+  for (const FilePlanInput& input : inputs) {
+    slot = std::max(slot, input.chunk_bytes);
+    alignment = std::max(alignment, input.alignment);
+  }
+  slot = std::max<uint64_t>(slot, 4096);
+  const int64_t limit = options_.memory_limit;
+  if (limit > 0) {
+    const uint64_t per_slot = static_cast<uint64_t>(limit) / (DeviceStaging::kSlots * readers);
+    slot = std::min(slot, std::max<uint64_t>(per_slot / 4096 * 4096, 64 << 10));
+    readers = std::clamp<size_t>(static_cast<uint64_t>(limit) / (DeviceStaging::kSlots * slot),
+                                 1, readers);
+    if (DeviceStaging::kSlots * slot > static_cast<uint64_t>(limit)) {
+      return Status(StatusCode::kMemoryLimit,
+                    "memory limit of " + std::to_string(limit) + " bytes is below the " +
+                        std::to_string(DeviceStaging::kSlots * slot) +
+                        " bytes of pinned staging a GPU stream needs at least");
+    }
+  }
+  slot = (slot + alignment - 1) / alignment * alignment;
+  for (FilePlanInput& input : inputs) input.chunk_bytes = std::min(input.chunk_bytes, slot);
+  staging_bytes_ = DeviceStaging::kSlots * slot * readers;
+  staging_slot_bytes_ = slot;
+  return readers;
+}
+
+Status Streamer::StartDevice(size_t readers) {
+  if (options_.cuda != nullptr) {
+    cuda_ = options_.cuda;
+  } else {
+    TS_ASSIGN_OR_RETURN(cuda_, LoadCudaRuntime());
+  }
+  TS_ASSIGN_OR_RETURN(const int count, cuda_->DeviceCount());
+  if (options_.device >= count) {
+    return Unavailable("CUDA device " + std::to_string(options_.device) + " does not exist (" +
+                       std::to_string(count) + " devices)");
+  }
+  TS_RETURN_IF_ERROR(cuda_->SetDevice(options_.device));
+  // Destinations: the caller's, or device memory of our own, freed with the tensor.
+  item_destinations_.resize(plan_->items.size());
+  item_owners_.resize(plan_->items.size());
+  for (size_t i = 0; i < plan_->items.size(); ++i) {
+    const Item& item = plan_->items[i];
+    item_destinations_[i] = files_[item.file_index].destinations[item.index];
+    if (item_destinations_[i] != nullptr || item.nbytes == 0) continue;
+    auto memory = cuda_->DeviceAlloc(item.nbytes);
+    if (!memory.ok()) {
+      return memory.status().WithContext(files_[item.file_index].uri + ": tensor '" + item.name + "'");
+    }
+    item_destinations_[i] = *memory;
+    item_owners_[i] = std::shared_ptr<void>(*memory, [cuda = cuda_](void* p) { cuda->DeviceFree(p); });
+  }
+  for (size_t r = 0; r < readers; ++r) {
+    TS_ASSIGN_OR_RETURN(auto staging,
+                        DeviceStaging::Create(cuda_, options_.device, staging_slot_bytes_));
+    staging_.push_back(std::move(staging));
+  }
+  memory_ = std::make_shared<HostMemory>(kUnlimitedMemory, 0);
   return Status::Ok();
 }
 
-void Streamer::ReaderLoop() {
+Status Streamer::LaunchReaders(size_t readers) {
+  groups_ = std::make_unique<GroupState[]>(plan_->groups.size());
+  if (plan_->groups.empty()) return Status::Ok();
+  readers = std::clamp<size_t>(std::min(readers, plan_->chunks.size()), 1, readers);
+  readers_.reserve(readers);
+  for (size_t i = 0; i < readers; ++i) {
+    readers_.emplace_back([this, i] {
+      if (cuda_ != nullptr) {
+        DeviceReaderLoop(*staging_[i]);
+      } else {
+        HostReaderLoop();
+      }
+    });
+  }
+  return Status::Ok();
+}
+
+void Streamer::DeviceReaderLoop(DeviceStaging& staging) {
+  std::vector<uint32_t> finished;
+  const auto finish = [&] {
+    for (const uint32_t chunk : finished) FinishChunk(chunk);
+    finished.clear();
+  };
+  Status status = cuda_->SetDevice(options_.device);
+  ChunkTask task;
+  while (status.ok() && TakeChunk(&task)) {
+    const Chunk& chunk = plan_->chunks[task.chunk];
+    const ReadGroup& group = plan_->groups[chunk.group];
+    const StreamFile& file = files_[group.file_index];
+    auto slot = staging.NextSlot(&finished);
+    finish();
+    if (!slot.ok()) {
+      status = slot.status().WithContext(file.uri);
+      break;
+    }
+    status = file.source->ReadAt(chunk.offset, chunk.length, *slot, cancelled_);
+    if (!status.ok()) break;
+    bytes_read_.fetch_add(chunk.length, std::memory_order_relaxed);
+    // Copy the part of every item this chunk holds (holes between items stay behind).
+    const uint64_t chunk_end = chunk.offset + chunk.length;
+    for (const size_t i : group.items) {
+      const Item& item = plan_->items[i];
+      const uint64_t begin = std::max(chunk.offset, item.offset);
+      const uint64_t end = std::min(chunk_end, item.offset + item.nbytes);
+      if (begin >= end) continue;
+      status = staging.Copy(static_cast<char*>(item_destinations_[i]) + (begin - item.offset),
+                            begin - chunk.offset, end - begin);
+      if (!status.ok()) {
+        status = status.WithContext(file.uri + ": tensor '" + item.name + "'");
+        break;
+      }
+    }
+    if (status.ok()) status = staging.Submit(task.chunk);
+  }
+  if (status.ok()) status = staging.Drain(&finished);
+  if (status.ok()) finish();
+  if (!status.ok()) Fail(status);
+}
+
+void Streamer::HostReaderLoop() {
   ChunkTask task;
   while (TakeChunk(&task)) {
     const Chunk& chunk = plan_->chunks[task.chunk];
@@ -184,7 +325,15 @@ bool Streamer::TakeChunk(ChunkTask* task) {
     const uint32_t g = next_group_;
     const ReadGroup& group = plan_->groups[g];
     GroupState& state = groups_[g];
-    if (next_chunk_in_group_ == 0) {
+    if (next_chunk_in_group_ == 0 && cuda_ != nullptr) {
+      // Device mode: chunks go through the readers' staging slots, not a group buffer.
+      state.chunks_left.store(group.chunk_count, std::memory_order_relaxed);
+      if (group.chunk_count == 0) {  // only zero-size tensors
+        ++next_group_;
+        DeliverGroup(g);
+        continue;
+      }
+    } else if (next_chunk_in_group_ == 0) {
       // First chunk of the group: wait until its buffer fits under the limit. Holding
       // schedule_mu_ while waiting is deliberate: groups start in plan order, and the
       // other readers have nothing to take until this one fits.
@@ -208,7 +357,7 @@ bool Streamer::TakeChunk(ChunkTask* task) {
     }
     const Chunk& chunk = plan_->chunks[group.first_chunk + next_chunk_in_group_];
     task->chunk = group.first_chunk + next_chunk_in_group_;
-    task->dst = state.buffer->data() + (chunk.offset - group.begin);
+    task->dst = cuda_ != nullptr ? nullptr : state.buffer->data() + (chunk.offset - group.begin);
     if (++next_chunk_in_group_ == group.chunk_count) {
       ++next_group_;
       next_chunk_in_group_ = 0;
@@ -228,8 +377,14 @@ void Streamer::DeliverGroup(uint32_t g) {
   {
     std::lock_guard lock(queue_mu_);
     for (const size_t i : group.items) {
-      const char* data = buffer->data() + (plan_->items[i].offset - group.begin);
-      completed_.push_back(std::make_unique<DeliveredTensor>(plan_, i, buffer, data));
+      if (cuda_ != nullptr) {
+        completed_.push_back(std::make_unique<DeliveredTensor>(plan_, i, nullptr,
+                                                               item_destinations_[i], item_owners_[i],
+                                                               options_.device));
+      } else {
+        const char* data = buffer->data() + (plan_->items[i].offset - group.begin);
+        completed_.push_back(std::make_unique<DeliveredTensor>(plan_, i, buffer, data));
+      }
     }
   }
   queue_cv_.notify_one();

@@ -20,6 +20,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cuda/cuda_api.h"
+#include "pipeline/device_staging.h"
 #include "pipeline/host_memory.h"
 #include "pipeline/options.h"
 #include "pipeline/plan.h"
@@ -27,36 +29,40 @@
 
 namespace tensorstream {
 
-// A tensor whose bytes are complete in host memory. Owns a share of the buffer it lives
-// in; the data pointer is valid as long as this object.
+// A tensor whose bytes are complete in host memory (a share of its group's HostBuffer)
+// or in device memory (the caller's destination, or memory the stream allocated, which
+// `device_owner` frees). The data pointer is valid as long as this object.
 class DeliveredTensor {
  public:
   DeliveredTensor(std::shared_ptr<const Plan> plan, size_t item,
-                  std::shared_ptr<HostBuffer> buffer, const char* data)
-      : plan_(std::move(plan)), item_(item), buffer_(std::move(buffer)), data_(data) {}
+                  std::shared_ptr<HostBuffer> buffer, const void* data,
+                  std::shared_ptr<void> device_owner = nullptr, int device = -1)
+      : plan_(std::move(plan)), item_(item), buffer_(std::move(buffer)), data_(data),
+        device_owner_(std::move(device_owner)), device_(device) {}
   ~DeliveredTensor() {
-    if (!done_) buffer_->HolderDone(/*kept=*/false);
+    if (!done_ && buffer_) buffer_->HolderDone(/*kept=*/false);
   }
   DeliveredTensor(const DeliveredTensor&) = delete;
   DeliveredTensor& operator=(const DeliveredTensor&) = delete;
 
   const Item& item() const { return plan_->items[item_]; }
+  int device() const { return device_; }  // -1: host memory
   const void* data() const { return data_; }
 
   // The caller keeps these bytes beyond the stream: they stop counting against the
   // memory limit once the group's other tensors are done too (idempotent).
   void Keep() {
-    if (!done_) {
-      done_ = true;
-      buffer_->HolderDone(/*kept=*/true);
-    }
+    if (!done_ && buffer_) buffer_->HolderDone(/*kept=*/true);
+    done_ = true;
   }
 
  private:
   std::shared_ptr<const Plan> plan_;
   size_t item_;
-  std::shared_ptr<HostBuffer> buffer_;
-  const char* data_;
+  std::shared_ptr<HostBuffer> buffer_;  // null for device tensors
+  const void* data_;
+  std::shared_ptr<void> device_owner_;
+  int device_;
   bool done_ = false;
 };
 
@@ -66,6 +72,7 @@ struct StreamFile {
   std::vector<Item> items;        // every tensor / range of the file, sorted by offset
   std::string metadata_json = "{}";
   std::vector<size_t> selection;  // indices into items; all of them unless Select()ed
+  std::vector<void*> destinations;  // device mode: caller's device memory per item, or null
 };
 
 class Streamer {
@@ -83,6 +90,11 @@ class Streamer {
   // Only the named tensors of a file are read. NotFound for an unknown name.
   Status Select(size_t file_index, const std::vector<std::string>& names);
 
+  // Device mode: the bytes of tensor `tensor_index` go to `device_ptr` (caller-owned
+  // device memory of the tensor's size, on the stream's device). Tensors without one get
+  // memory the stream allocates, freed when the delivered tensor is released.
+  Status SetDestination(size_t file_index, size_t tensor_index, void* device_ptr);
+
   size_t file_count() const { return files_.size(); }
   const StreamFile& file(size_t index) const { return files_[index]; }
 
@@ -94,7 +106,10 @@ class Streamer {
   void Cancel();
 
   uint64_t bytes_read() const { return bytes_read_.load(std::memory_order_relaxed); }
-  uint64_t peak_reserved_bytes() const { return memory_ ? memory_->peak() : 0; }
+  uint64_t peak_reserved_bytes() const {
+    return (memory_ ? memory_->peak() : 0) + staging_bytes_;
+  }
+  int device() const { return options_.device; }
 
  private:
   struct GroupState {
@@ -108,7 +123,14 @@ class Streamer {
 
   Result<size_t> AddFile(const std::string& uri, std::unique_ptr<Source> source,
                          std::vector<Item> items, std::string metadata_json);
-  void ReaderLoop();
+  // Device mode: sizes the staging to the memory limit (adjusting the files' chunk sizes);
+  // returns the number of readers.
+  Result<size_t> PlanDeviceStaging(std::vector<FilePlanInput>& inputs);
+  // Device mode: loads CUDA, prepares destinations and each reader's staging.
+  Status StartDevice(size_t readers);
+  Status LaunchReaders(size_t readers);
+  void HostReaderLoop();
+  void DeviceReaderLoop(DeviceStaging& staging);
   // Hands out the next chunk in plan order, reserving and allocating its group's buffer
   // first when it is the group's first chunk. False when nothing is left or stopping.
   bool TakeChunk(ChunkTask* task);
@@ -123,6 +145,14 @@ class Streamer {
   std::shared_ptr<const Plan> plan_;
   std::unique_ptr<GroupState[]> groups_;
   std::shared_ptr<HostMemory> memory_;  // created by Start()
+  // Device mode only: the runtime, one staging per reader, and the destination of every
+  // plan item (with its owner when the stream allocated it).
+  std::shared_ptr<CudaApi> cuda_;
+  std::vector<std::unique_ptr<DeviceStaging>> staging_;
+  std::vector<void*> item_destinations_;
+  std::vector<std::shared_ptr<void>> item_owners_;
+  uint64_t staging_slot_bytes_ = 0;
+  uint64_t staging_bytes_ = 0;  // pinned host memory of all readers
   std::atomic<bool> cancelled_{false};
   std::atomic<uint64_t> bytes_read_{0};
   std::vector<std::thread> readers_;

@@ -74,5 +74,11 @@ rc=$?
 RUNAI_STREAMER_CONCURRENCY=abc "$cli" stream "$work/model.safetensors" >"$work/out" 2>"$work/err"
 [ $? -eq 1 ] && grep -q "RUNAI_STREAMER_CONCURRENCY='abc'" "$work/err" && pass || fail "bad env var: $(cat "$work/err")"
 
+# Without a GPU (CI), a CUDA device is refused before any read, with the reason.
+if ! command -v nvidia-smi >/dev/null 2>&1; then
+  expect_error "no cuda" "CUDA" "$cli" stream --device cuda:0 "$work/model.safetensors"
+fi
+expect_error "bad device" "invalid device 'tpu'" "$cli" stream --device tpu "$work/model.safetensors"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

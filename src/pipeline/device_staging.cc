@@ -1,0 +1,67 @@
+#include "pipeline/device_staging.h"
+
+namespace tensorstream {
+
+Result<std::unique_ptr<DeviceStaging>> DeviceStaging::Create(std::shared_ptr<CudaApi> cuda,
+                                                             int device, uint64_t slot_bytes) {
+  std::unique_ptr<DeviceStaging> staging(new DeviceStaging(std::move(cuda)));
+  CudaApi& api = *staging->cuda_;
+  TS_RETURN_IF_ERROR(api.SetDevice(device));
+  TS_ASSIGN_OR_RETURN(staging->stream_, api.StreamCreate());
+  for (Slot& slot : staging->slots_) {
+    TS_ASSIGN_OR_RETURN(void* host, api.HostAllocPinned(slot_bytes));
+    slot.host = static_cast<char*>(host);
+    TS_ASSIGN_OR_RETURN(slot.event, api.EventCreate());
+  }
+  return staging;
+}
+
+DeviceStaging::~DeviceStaging() {
+  // Copies still in flight (also after an error) read from the slots: wait for all the
+  // stream's work before freeing them.
+  if (stream_ != nullptr && slots_[0].event != nullptr &&
+      cuda_->EventRecord(slots_[0].event, stream_).ok()) {
+    (void)cuda_->EventSynchronize(slots_[0].event);
+  }
+  for (Slot& slot : slots_) {
+    if (slot.event != nullptr) cuda_->EventDestroy(slot.event);
+    if (slot.host != nullptr) cuda_->HostFreePinned(slot.host);
+  }
+  if (stream_ != nullptr) cuda_->StreamDestroy(stream_);
+}
+
+Status DeviceStaging::Wait(Slot& slot, std::vector<uint32_t>* finished) {
+  if (!slot.busy) return Status::Ok();
+  slot.busy = false;
+  TS_RETURN_IF_ERROR(cuda_->EventSynchronize(slot.event));
+  finished->push_back(slot.chunk);
+  return Status::Ok();
+}
+
+Result<char*> DeviceStaging::NextSlot(std::vector<uint32_t>* finished) {
+  Slot& slot = slots_[current_];
+  TS_RETURN_IF_ERROR(Wait(slot, finished));
+  return slot.host;
+}
+
+Status DeviceStaging::Copy(void* device_dst, uint64_t offset, uint64_t bytes) {
+  return cuda_->CopyToDeviceAsync(device_dst, slots_[current_].host + offset, bytes, stream_);
+}
+
+Status DeviceStaging::Submit(uint32_t chunk) {
+  Slot& slot = slots_[current_];
+  TS_RETURN_IF_ERROR(cuda_->EventRecord(slot.event, stream_));
+  slot.busy = true;
+  slot.chunk = chunk;
+  current_ = (current_ + 1) % kSlots;
+  return Status::Ok();
+}
+
+Status DeviceStaging::Drain(std::vector<uint32_t>* finished) {
+  for (int i = 0; i < kSlots; ++i) {
+    TS_RETURN_IF_ERROR(Wait(slots_[(current_ + i) % kSlots], finished));
+  }
+  return Status::Ok();
+}
+
+}  // namespace tensorstream

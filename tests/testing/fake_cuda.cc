@@ -1,0 +1,161 @@
+#include "fake_cuda.h"
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+
+namespace tensorstream::testing {
+
+struct FakeCuda::Event {
+  std::mutex mu;
+  std::condition_variable cv;
+  uint64_t recorded = 0;
+  uint64_t reached = 0;
+  Status error;
+};
+
+struct FakeCuda::Stream {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::function<void()>> work;
+  bool stopping = false;
+  Status error;  // sticky, as a CUDA stream error is
+  std::thread worker;
+
+  Stream() {
+    worker = std::thread([this] {
+      std::minstd_rand rng(std::hash<std::thread::id>()(std::this_thread::get_id()));
+      while (true) {
+        std::function<void()> job;
+        {
+          std::unique_lock lock(mu);
+          cv.wait(lock, [&] { return stopping || !work.empty(); });
+          if (work.empty()) return;
+          job = std::move(work.front());
+          work.pop_front();
+        }
+        if (rng() % 4 == 0) std::this_thread::sleep_for(std::chrono::microseconds(rng() % 200));
+        job();
+      }
+    });
+  }
+  ~Stream() {
+    {
+      std::lock_guard lock(mu);
+      stopping = true;
+    }
+    cv.notify_all();
+    worker.join();
+  }
+  void Enqueue(std::function<void()> job) {
+    {
+      std::lock_guard lock(mu);
+      work.push_back(std::move(job));
+    }
+    cv.notify_all();
+  }
+};
+
+FakeCuda::~FakeCuda() = default;
+
+Status FakeCuda::SetDevice(int device) {
+  if (device < 0 || device >= devices_) return Unavailable("cudaSetDevice: invalid device ordinal");
+  return Status::Ok();
+}
+
+Result<void*> FakeCuda::HostAllocPinned(size_t bytes) {
+  void* p = std::aligned_alloc(4096, (bytes + 4095) / 4096 * 4096);
+  ++pinned_allocations_;
+  ++live_pinned_;
+  std::lock_guard lock(mu_);
+  pinned_[static_cast<const char*>(p)] = bytes;
+  return p;
+}
+
+void FakeCuda::HostFreePinned(void* ptr) {
+  {
+    std::lock_guard lock(mu_);
+    pinned_.erase(static_cast<const char*>(ptr));
+  }
+  --live_pinned_;
+  std::free(ptr);
+}
+
+Result<void*> FakeCuda::DeviceAlloc(size_t bytes) {
+  ++live_device_;
+  return std::malloc(bytes == 0 ? 1 : bytes);
+}
+
+void FakeCuda::DeviceFree(void* ptr) {
+  --live_device_;
+  std::free(ptr);
+}
+
+Result<CudaApi::StreamHandle> FakeCuda::StreamCreate() {
+  ++live_streams_;
+  return static_cast<StreamHandle>(new Stream());
+}
+
+void FakeCuda::StreamDestroy(StreamHandle stream) {
+  --live_streams_;
+  delete static_cast<Stream*>(stream);
+}
+
+Status FakeCuda::CopyToDeviceAsync(void* dst, const void* src, size_t bytes, StreamHandle handle) {
+  const int64_t n = ++copies_;
+  {
+    std::lock_guard lock(mu_);
+    const auto* s = static_cast<const char*>(src);
+    auto it = pinned_.upper_bound(s);
+    if (it == pinned_.begin() || s + bytes > std::prev(it)->first + std::prev(it)->second) {
+      ++unpinned_copies_;
+    }
+  }
+  auto* stream = static_cast<Stream*>(handle);
+  const bool fail = n == fail_copy_.load();
+  stream->Enqueue([stream, dst, src, bytes, fail] {
+    if (fail) {
+      std::lock_guard lock(stream->mu);
+      stream->error = Unavailable("cudaMemcpyAsync failed: an illegal memory access was encountered");
+      return;
+    }
+    std::memcpy(dst, src, bytes);
+  });
+  return Status::Ok();
+}
+
+Result<CudaApi::EventHandle> FakeCuda::EventCreate() { return static_cast<EventHandle>(new Event()); }
+
+void FakeCuda::EventDestroy(EventHandle event) { delete static_cast<Event*>(event); }
+
+Status FakeCuda::EventRecord(EventHandle handle, StreamHandle stream_handle) {
+  auto* event = static_cast<Event*>(handle);
+  auto* stream = static_cast<Stream*>(stream_handle);
+  uint64_t ticket;
+  {
+    std::lock_guard lock(event->mu);
+    ticket = ++event->recorded;
+  }
+  stream->Enqueue([event, stream, ticket] {
+    Status error;
+    {
+      std::lock_guard lock(stream->mu);
+      error = stream->error;
+    }
+    std::lock_guard lock(event->mu);
+    event->reached = ticket;
+    event->error = error;
+    event->cv.notify_all();
+  });
+  return Status::Ok();
+}
+
+Status FakeCuda::EventSynchronize(EventHandle handle) {
+  auto* event = static_cast<Event*>(handle);
+  std::unique_lock lock(event->mu);
+  event->cv.wait(lock, [&] { return event->reached == event->recorded; });
+  return event->error;
+}
+
+}  // namespace tensorstream::testing

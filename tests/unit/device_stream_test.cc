@@ -1,0 +1,201 @@
+// The GPU path (pinned staging, async copies, events) against FakeCuda: ordering, slot
+// wrap-around, destinations, errors mid-copy, cancellation and the memory limit.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstring>
+#include <map>
+
+#include "fake_cuda.h"
+#include "pipeline/streamer.h"
+#include "safetensors_writer.h"
+
+namespace tensorstream {
+namespace {
+
+using testing::FakeCuda;
+using testing::MakeTempDir;
+using testing::MakeTensor;
+using testing::SafetensorsImage;
+using testing::TestTensor;
+using testing::WriteFile;
+
+StreamOptions DeviceOptions(std::shared_ptr<FakeCuda> cuda, int concurrency,
+                            uint64_t chunk_bytes = 0, int64_t limit = -1, int device = 0) {
+  StreamOptions o;
+  o.concurrency = concurrency;
+  o.chunk_bytes = chunk_bytes;
+  o.memory_limit = limit;
+  o.device = device;
+  o.cuda = std::move(cuda);
+  return o;
+}
+
+std::vector<TestTensor> Tensors() {
+  std::vector<TestTensor> tensors;
+  uint64_t seed = 100;
+  for (int i = 0; i < 200; ++i) tensors.push_back(MakeTensor("small." + std::to_string(i), "BF16", {7, i % 9}, seed++));
+  for (int i = 0; i < 6; ++i) tensors.push_back(MakeTensor("large." + std::to_string(i), "F32", {300 + i, 1000}, seed++));
+  tensors.push_back(MakeTensor("empty", "F16", {0}, seed++));
+  return tensors;
+}
+
+std::string WriteModel(const std::vector<TestTensor>& tensors) {
+  const std::string path = MakeTempDir("device") + "/model.safetensors";
+  WriteFile(path, SafetensorsImage(tensors));
+  return path;
+}
+
+// Streams everything and returns name → bytes read back from the (fake) device memory.
+std::map<std::string, std::string> StreamToDevice(Streamer& streamer) {
+  std::map<std::string, std::string> got;
+  const Status started = streamer.Start();
+  EXPECT_TRUE(started.ok()) << started.message();
+  if (!started.ok()) return got;
+  while (true) {
+    auto next = streamer.Next();
+    EXPECT_TRUE(next.ok()) << next.status().message();
+    if (!next.ok() || *next == nullptr) break;
+    const Item& item = (*next)->item();
+    got[item.name] = std::string(static_cast<const char*>((*next)->data()), item.nbytes);
+  }
+  return got;
+}
+
+TEST(DeviceStream, ByteExactWithSlotWrapAroundAtManyChunkSizes) {
+  const auto tensors = Tensors();
+  const std::string path = WriteModel(tensors);
+  for (const uint64_t chunk : {uint64_t{4096}, uint64_t{65536}, uint64_t{1} << 20}) {
+    for (const int concurrency : {1, 3, 8}) {
+      SCOPED_TRACE("chunk " + std::to_string(chunk) + " concurrency " + std::to_string(concurrency));
+      auto cuda = std::make_shared<FakeCuda>();
+      {
+        Streamer streamer(DeviceOptions(cuda, concurrency, chunk));
+        ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
+        const auto got = StreamToDevice(streamer);
+        ASSERT_EQ(got.size(), tensors.size());
+        for (const TestTensor& t : tensors) EXPECT_TRUE(got.at(t.name) == t.bytes) << t.name;
+        EXPECT_EQ(cuda->unpinned_copies(), 0);
+        EXPECT_LE(cuda->pinned_allocations(), 2 * concurrency);  // once per stream
+      }
+      EXPECT_EQ(cuda->live_pinned(), 0);
+      EXPECT_EQ(cuda->live_streams(), 0);
+      EXPECT_EQ(cuda->live_device(), 0);  // stream-allocated memory freed with the tensors
+    }
+  }
+}
+
+TEST(DeviceStream, WritesIntoCallerDestinations) {
+  const auto tensors = Tensors();
+  const std::string path = WriteModel(tensors);
+  auto cuda = std::make_shared<FakeCuda>();
+  Streamer streamer(DeviceOptions(cuda, 4, 65536));
+  ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
+  const auto& items = streamer.file(0).items;
+  std::vector<std::string> destinations(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    destinations[i].assign(items[i].nbytes, '\0');
+    ASSERT_TRUE(streamer.SetDestination(0, i, destinations[i].data()).ok());
+  }
+  size_t delivered = 0;
+  ASSERT_TRUE(streamer.Start().ok());
+  while (true) {
+    auto next = streamer.Next();
+    ASSERT_TRUE(next.ok()) << next.status().message();
+    if (*next == nullptr) break;
+    const Item& item = (*next)->item();
+    if (item.nbytes > 0) {
+      EXPECT_EQ((*next)->data(), destinations[item.index].data());
+    }
+    ++delivered;
+  }
+  EXPECT_EQ(delivered, tensors.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    const auto& expected = std::find_if(tensors.begin(), tensors.end(),
+                                        [&](const TestTensor& t) { return t.name == items[i].name; });
+    EXPECT_TRUE(destinations[i] == expected->bytes) << items[i].name;
+  }
+  EXPECT_EQ(cuda->live_device(), 0);  // nothing allocated by the stream
+}
+
+TEST(DeviceStream, CopyErrorMidStreamNamesTheFileAndTensor) {
+  const auto tensors = Tensors();
+  const std::string path = WriteModel(tensors);
+  auto cuda = std::make_shared<FakeCuda>();
+  cuda->FailCopy(40);
+  Streamer streamer(DeviceOptions(cuda, 4, 4096));
+  ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
+  ASSERT_TRUE(streamer.Start().ok());
+  Status error;
+  for (size_t i = 0; i <= tensors.size() && error.ok(); ++i) {
+    auto next = streamer.Next();
+    if (!next.ok()) {
+      error = next.status();
+    } else {
+      ASSERT_NE(*next, nullptr) << "stream ended without reporting the failed copy";
+    }
+  }
+  EXPECT_EQ(error.code(), StatusCode::kUnavailable);
+  EXPECT_NE(error.message().find("illegal memory access"), std::string::npos) << error.message();
+  EXPECT_NE(error.message().find("model.safetensors"), std::string::npos) << error.message();
+}
+
+TEST(DeviceStream, CancelMidStreamFreesEverything) {
+  const auto tensors = Tensors();
+  const std::string path = WriteModel(tensors);
+  auto cuda = std::make_shared<FakeCuda>();
+  {
+    Streamer streamer(DeviceOptions(cuda, 4, 4096));
+    ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
+    ASSERT_TRUE(streamer.Start().ok());
+    auto first = streamer.Next();
+    ASSERT_TRUE(first.ok());
+    const auto start = std::chrono::steady_clock::now();
+    streamer.Cancel();
+    auto next = streamer.Next();
+    while (next.ok() && *next != nullptr) next = streamer.Next();
+    EXPECT_FALSE(next.ok());
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+  }
+  EXPECT_EQ(cuda->live_pinned(), 0);
+  EXPECT_EQ(cuda->live_streams(), 0);
+  EXPECT_EQ(cuda->live_device(), 0);
+}
+
+TEST(DeviceStream, NoDeviceFailsBeforeAnyRead) {
+  const std::string path = WriteModel(Tensors());
+  for (const auto& [devices, device] : {std::pair{0, 0}, std::pair{1, 3}}) {
+    Streamer streamer(DeviceOptions(std::make_shared<FakeCuda>(devices), 2, 0, -1, device));
+    ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
+    const Status status = streamer.Start();
+    EXPECT_EQ(status.code(), StatusCode::kUnavailable) << status.message();
+    EXPECT_NE(status.message().find("CUDA device " + std::to_string(device)), std::string::npos);
+    EXPECT_EQ(streamer.bytes_read(), 0u);
+  }
+}
+
+TEST(DeviceStream, PinnedStagingStaysWithinTheMemoryLimit) {
+  const auto tensors = Tensors();
+  const std::string path = WriteModel(tensors);
+  auto cuda = std::make_shared<FakeCuda>();
+  Streamer streamer(DeviceOptions(cuda, 16, 2 << 20, 1 << 20));
+  ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
+  const auto got = StreamToDevice(streamer);
+  EXPECT_EQ(got.size(), tensors.size());
+  EXPECT_LE(streamer.peak_reserved_bytes(), 1u << 20);
+
+  Streamer tiny(DeviceOptions(cuda, 2, 0, 1000));
+  ASSERT_TRUE(tiny.AddSafetensorsFile(path).ok());
+  EXPECT_EQ(tiny.Start().code(), StatusCode::kMemoryLimit);
+}
+
+TEST(DeviceStream, ParseDevice) {
+  EXPECT_EQ(*ParseDevice("cpu"), -1);
+  EXPECT_EQ(*ParseDevice("cuda"), 0);
+  EXPECT_EQ(*ParseDevice("cuda:3"), 3);
+  EXPECT_FALSE(ParseDevice("cuda:x").ok());
+  EXPECT_FALSE(ParseDevice("gpu").ok());
+}
+
+}  // namespace
+}  // namespace tensorstream
