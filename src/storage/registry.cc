@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "storage/local/local_source.h"
+#include "storage/s3/s3_source.h"
 #include "storage/source.h"
 
 namespace tensorstream {
@@ -20,6 +21,7 @@ struct SchemeEntry {
 
 constexpr SchemeEntry kSchemes[] = {
     {"", &OpenLocalSource},
+    {"s3", &OpenS3Source},
 };
 
 }  // namespace

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# A real S3 server on loopback for the S3 tests: SeaweedFS, built from the Go module proxy
+# and cached outside the repository.
+#
+#   scripts/s3_server.sh install          build weed into $TENSORSTREAM_CACHE/bin (idempotent;
+#                                         ~6 min of compiling on 2 cores the first time)
+#   scripts/s3_server.sh start PORT DIR   start it: S3 on 127.0.0.1:PORT, data and log in DIR,
+#                                         ports PORT+1..PORT+3 (and +10000) for its internals
+#   scripts/s3_server.sh stop [DIR]       stop it (default: the last one started)
+#   scripts/s3_server.sh env PORT         print the client settings (export lines)
+#
+# Signatures are checked: the server knows one identity (keys below, test-only values) with
+# full rights, plus anonymous read/list for the unsigned-request test.
+# Virtual-hosted requests work for BUCKET.localhost:PORT (-s3.domainName=localhost).
+# Telemetry is switched off: nothing but loopback is ever contacted.
+set -euo pipefail
+
+SEAWEEDFS_MODULE=github.com/seaweedfs/seaweedfs
+# The version the Go module proxy offers for this project (a pseudo-version of 4.53).
+SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6
+CACHE=${TENSORSTREAM_CACHE:-$HOME/.cache/tensorstream}
+BIN=$CACHE/bin/weed
+STATE=${TMPDIR:-/tmp}/tensorstream-s3-server.dir
+
+TEST_ACCESS_KEY=tensorstream-test-key
+TEST_SECRET_KEY=tensorstream-test-secret
+
+log() { echo "s3_server: $*" >&2; }
+
+install() {
+  if [[ -x $BIN && -f $BIN.version && $(cat "$BIN.version") == "$SEAWEEDFS_VERSION" ]]; then
+    return 0
+  fi
+  command -v go >/dev/null || { log "go is required to build SeaweedFS"; exit 1; }
+  mkdir -p "$CACHE/bin"
+  # `go install module/weed@version` refuses modules whose go.mod has replace directives
+  # (SeaweedFS has one), so build the downloaded module as the main module instead.
+  local dir work start
+  start=$(date +%s)
+  log "downloading $SEAWEEDFS_MODULE@$SEAWEEDFS_VERSION"
+  dir=$(go mod download -json "$SEAWEEDFS_MODULE@$SEAWEEDFS_VERSION" |
+        sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [[ -n $dir && -d $dir ]] || { log "go mod download failed"; exit 1; }
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' RETURN
+  cp -r "$dir/." "$work/"
+  chmod -R u+w "$work"
+  log "building weed (several minutes on 2 cores)"
+  (cd "$work" && GOFLAGS=-mod=mod nice -n 10 go build -o "$BIN.tmp" ./weed)
+  mv "$BIN.tmp" "$BIN"
+  echo "$SEAWEEDFS_VERSION" > "$BIN.version"
+  log "installed $BIN in $(( $(date +%s) - start )) s"
+}
+
+write_config() {
+  cat > "$1" <<EOF
+{
+  "identities": [
+    {
+      "name": "tensorstream-test",
+      "credentials": [{"accessKey": "$TEST_ACCESS_KEY", "secretKey": "$TEST_SECRET_KEY"}],
+      "actions": ["Admin", "Read", "List", "Tagging", "Write"]
+    },
+    {
+      "name": "anonymous",
+      "actions": ["Read", "List"]
+    }
+  ]
+}
+EOF
+}
+
+start() {
+  local port=${1:?usage: start PORT DIR} dir=${2:?usage: start PORT DIR}
+  install
+  mkdir -p "$dir/data"
+  dir=$(cd "$dir" && pwd)
+  if [[ -f $dir/weed.pid ]] && kill -0 "$(cat "$dir/weed.pid")" 2>/dev/null; then
+    log "already running (pid $(cat "$dir/weed.pid"))"
+    return 0
+  fi
+  write_config "$dir/s3.json"
+  # Every port explicit, on loopback: the defaults would collide with other services.
+  nohup "$BIN" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$dir/data" \
+    -master.port=$((port + 1)) -volume.port=$((port + 2)) -filer.port=$((port + 3)) \
+    -master.telemetry=false -master.volumeSizeLimitMB=64 -volume.max=0 \
+    -s3 -s3.port="$port" -s3.config="$dir/s3.json" -s3.domainName=localhost \
+    -s3.port.iceberg=0 -s3.port.lance=0 \
+    > "$dir/weed.log" 2>&1 &
+  echo $! > "$dir/weed.pid"
+  echo "$dir" > "$STATE"
+  # Ready when the S3 port answers with an HTTP status and the filer accepts writes
+  # (checked by the caller's first upload; here only the port).
+  for _ in $(seq 1 120); do
+    if curl -s -o /dev/null -m 2 "http://127.0.0.1:$port/"; then
+      log "SeaweedFS S3 on http://127.0.0.1:$port (pid $(cat "$dir/weed.pid"), log $dir/weed.log)"
+      return 0
+    fi
+    if ! kill -0 "$(cat "$dir/weed.pid")" 2>/dev/null; then
+      log "weed exited; last log lines:"; tail -20 "$dir/weed.log" >&2; exit 1
+    fi
+    sleep 0.5
+  done
+  log "S3 port $port did not answer within 60 s"; tail -20 "$dir/weed.log" >&2
+  stop "$dir"
+  exit 1
+}
+
+stop() {
+  local dir=${1:-}
+  [[ -z $dir && -f $STATE ]] && dir=$(cat "$STATE")
+  [[ -n $dir && -f $dir/weed.pid ]] || { log "nothing to stop"; return 0; }
+  local pid
+  pid=$(cat "$dir/weed.pid")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid"
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+  fi
+  rm -f "$dir/weed.pid"
+  log "stopped"
+}
+
+env_lines() {
+  local port=${1:?usage: env PORT}
+  echo "export AWS_ENDPOINT_URL=http://127.0.0.1:$port"
+  echo "export AWS_ACCESS_KEY_ID=$TEST_ACCESS_KEY"
+  echo "export AWS_SECRET_ACCESS_KEY=$TEST_SECRET_KEY"
+  echo "export AWS_REGION=us-east-1"
+  echo "export AWS_EC2_METADATA_DISABLED=true"
+}
+
+case ${1:-} in
+  install) install ;;
+  start) shift; start "$@" ;;
+  stop) shift; stop "$@" ;;
+  env) shift; env_lines "$@" ;;
+  *) echo "usage: $0 install | start PORT DIR | stop [DIR] | env PORT" >&2; exit 2 ;;
+esac

@@ -1,0 +1,550 @@
+#include "storage/http/http_client.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <thread>
+
+namespace tensorstream::http {
+
+namespace {
+
+constexpr const char* kUserAgent = "tensorstream/0.1";
+// Error bodies are read into memory only to quote the server's message; cap them.
+constexpr size_t kMaxErrorBodyBytes = 64 << 10;
+
+// curl_global_init must run once before any handle exists; a function-local static is
+// initialised exactly once even when many reader threads arrive together.
+void EnsureCurlGlobalInit() {
+  static const CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+  (void)rc;  // a failure surfaces as curl_easy_init() returning null
+}
+
+// One easy handle per thread, reused for every request that thread makes: curl keeps the
+// handle's connections open, so the next request to the same host skips the handshake.
+// Handles are never shared between threads, so no locking is needed.
+class ThreadHandle {
+ public:
+  ThreadHandle() {
+    EnsureCurlGlobalInit();
+    handle_ = curl_easy_init();
+  }
+  ~ThreadHandle() {
+    if (handle_ != nullptr) curl_easy_cleanup(handle_);
+  }
+  ThreadHandle(const ThreadHandle&) = delete;
+  ThreadHandle& operator=(const ThreadHandle&) = delete;
+
+  CURL* get() { return handle_; }
+
+ private:
+  CURL* handle_ = nullptr;
+};
+
+CURL* AcquireHandle() {
+  thread_local ThreadHandle handle;
+  CURL* curl = handle.get();
+  // Reset clears options from the previous request but keeps open connections, the DNS
+  // cache and TLS session IDs.
+  if (curl != nullptr) curl_easy_reset(curl);
+  return curl;
+}
+
+// RAII for a curl_slist of request headers.
+class HeaderList {
+ public:
+  HeaderList() = default;
+  ~HeaderList() { curl_slist_free_all(list_); }
+  HeaderList(const HeaderList&) = delete;
+  HeaderList& operator=(const HeaderList&) = delete;
+
+  void Append(const std::string& line) { list_ = curl_slist_append(list_, line.c_str()); }
+  curl_slist* get() const { return list_; }
+
+ private:
+  curl_slist* list_ = nullptr;
+};
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+// State of one attempt, shared with curl's callbacks.
+struct Attempt {
+  // Response line and headers; reset at each status line (1xx interim responses).
+  long status = 0;
+  std::vector<Header> headers;
+
+  // Mode 1 (GetRange): the body goes to range_dst. `skip` bytes of a 200 response are
+  // dropped first (a server that ignored Range sends the object from byte 0).
+  bool ranged = false;
+  char* range_dst = nullptr;
+  uint64_t range_first = 0;      // object offset this attempt asked for
+  uint64_t range_remaining = 0;  // bytes still wanted
+  uint64_t range_written = 0;    // bytes written this attempt
+  uint64_t skip = 0;
+  bool body_started = false;
+  bool got_all = false;  // we aborted on purpose: everything wanted has arrived
+  std::string range_problem;
+
+  // Mode 2 (Perform, and error bodies of mode 1): the body into a string, bounded.
+  std::string body;
+  uint64_t max_body = 0;
+  bool body_too_large = false;
+
+  const std::atomic<bool>* cancelled = nullptr;
+};
+
+bool IsSuccess(long status) { return status >= 200 && status < 300; }
+
+size_t OnHeader(char* data, size_t size, size_t count, void* user) {
+  auto* a = static_cast<Attempt*>(user);
+  const size_t n = size * count;
+  std::string_view line(data, n);
+  if (line.rfind("HTTP/", 0) == 0) {
+    // "HTTP/1.1 206 Partial Content": a new response (after 100 Continue, say).
+    a->headers.clear();
+    const size_t sp = line.find(' ');
+    a->status = sp == std::string_view::npos ? 0 : std::strtol(line.data() + sp + 1, nullptr, 10);
+    return n;
+  }
+  const size_t colon = line.find(':');
+  if (colon != std::string_view::npos) {
+    a->headers.push_back(
+        {Lower(Trim(line.substr(0, colon))), std::string(Trim(line.substr(colon + 1)))});
+  }
+  return n;
+}
+
+const std::string* FindIn(const std::vector<Header>& headers, std::string_view name) {
+  for (const Header& h : headers) {
+    if (h.name == name) return &h.value;
+  }
+  return nullptr;
+}
+
+// Parses "bytes FIRST-LAST/TOTAL" (TOTAL may be "*").
+bool ParseContentRange(const std::string& value, uint64_t* first, uint64_t* last) {
+  unsigned long long f = 0, l = 0;
+  if (std::sscanf(value.c_str(), "bytes %llu-%llu", &f, &l) != 2) return false;
+  *first = f;
+  *last = l;
+  return true;
+}
+
+// Decides, at the first body byte of a ranged attempt, where the body goes.
+void StartRangedBody(Attempt* a) {
+  a->body_started = true;
+  if (a->status == 206) {
+    const std::string* cr = FindIn(a->headers, "content-range");
+    uint64_t first = 0, last = 0;
+    if (cr == nullptr || !ParseContentRange(*cr, &first, &last)) {
+      a->range_problem = "206 response without a valid Content-Range";
+    } else if (first != a->range_first) {
+      a->range_problem = "server sent bytes from offset " + std::to_string(first) +
+                         " when asked for offset " + std::to_string(a->range_first);
+    } else if (last - first + 1 < a->range_remaining) {
+      a->range_problem = "server sent bytes " + std::to_string(first) + "-" + std::to_string(last) +
+                         " when asked for " + std::to_string(a->range_remaining) +
+                         " bytes (did the object change or shrink?)";
+    }
+  } else if (a->status == 200) {
+    a->skip = a->range_first;  // Range ignored: the body is the whole object
+  }
+}
+
+size_t OnBody(char* data, size_t size, size_t count, void* user) {
+  auto* a = static_cast<Attempt*>(user);
+  const size_t n = size * count;
+  if (a->ranged && IsSuccess(a->status)) {
+    if (!a->body_started) StartRangedBody(a);
+    if (!a->range_problem.empty()) return CURL_WRITEFUNC_ERROR;
+    size_t pos = 0;
+    if (a->skip > 0) {
+      const uint64_t s = std::min<uint64_t>(a->skip, n);
+      a->skip -= s;
+      pos += static_cast<size_t>(s);
+    }
+    const uint64_t take = std::min<uint64_t>(n - pos, a->range_remaining);
+    std::memcpy(a->range_dst + a->range_written, data + pos, static_cast<size_t>(take));
+    a->range_written += take;
+    a->range_remaining -= take;
+    if (a->range_remaining == 0 && pos + take < n) {
+      // More than asked for (a 200 of the whole object): stop the transfer here.
+      a->got_all = true;
+      return CURL_WRITEFUNC_ERROR;
+    }
+    return n;
+  }
+  const uint64_t limit = a->ranged ? kMaxErrorBodyBytes : a->max_body;
+  if (a->body.size() + n > limit) {
+    if (a->ranged) {  // an error body: keep its beginning, drop the rest
+      a->body.append(data, static_cast<size_t>(limit - a->body.size()));
+      return n;
+    }
+    a->body_too_large = true;
+    return CURL_WRITEFUNC_ERROR;
+  }
+  a->body.append(data, n);
+  return n;
+}
+
+int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto* a = static_cast<Attempt*>(user);
+  // Called about once a second even while no data flows, so cancellation is noticed
+  // within a second during a stalled transfer.
+  return (a->cancelled != nullptr && a->cancelled->load(std::memory_order_relaxed)) ? 1 : 0;
+}
+
+bool IsRetryableCurlCode(CURLcode code) {
+  switch (code) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_GOT_NOTHING:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool IsTlsCurlCode(CURLcode code) {
+  switch (code) {
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_USE_SSL_FAILED:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// The Status for an attempt that ended without a usable response.
+Status CurlFailure(CURLcode code, const char* errbuf, const std::string& what) {
+  std::string detail = curl_easy_strerror(code);
+  if (errbuf[0] != '\0') detail += ": " + std::string(errbuf);
+  if (code == CURLE_OPERATION_TIMEDOUT) detail = "timed out (" + detail + ")";
+  if (IsTlsCurlCode(code)) {
+    return Unavailable(what +
+                       ": TLS failure (check AWS_CA_BUNDLE and the endpoint URL): " + detail);
+  }
+  if (code == CURLE_URL_MALFORMAT || code == CURLE_UNSUPPORTED_PROTOCOL) {
+    return InvalidArgument(what + ": bad URL: " + detail);
+  }
+  if (code == CURLE_COULDNT_RESOLVE_HOST || code == CURLE_COULDNT_CONNECT) {
+    return Unavailable(what + ": cannot reach the server (check the endpoint URL): " + detail);
+  }
+  return Unavailable(what + ": " + detail);
+}
+
+// Sleeps `ms`, waking early (false) when cancelled.
+bool SleepUnlessCancelled(long ms, const std::atomic<bool>* cancelled) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (std::chrono::steady_clock::now() < end) {
+    if (cancelled != nullptr && cancelled->load(std::memory_order_relaxed)) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return cancelled == nullptr || !cancelled->load(std::memory_order_relaxed);
+}
+
+double Jitter() {
+  thread_local std::mt19937 rng{std::random_device{}()};
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+}
+
+// Sets the options every attempt shares. The handle was reset by AcquireHandle.
+void SetCommonOptions(CURL* curl, const Request& req, const HttpOptions& options,
+                      const HeaderList& headers, HeaderList& connect_to, Attempt* attempt,
+                      char* errbuf) {
+  curl_easy_setopt(curl, CURLOPT_URL, req.url.c_str());
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);  // threads: no SIGALRM for DNS timeouts
+  curl_easy_setopt(curl, CURLOPT_USERAGENT, kUserAgent);
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.get());
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, options.connect_timeout_ms);
+  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, options.low_speed_bytes_per_s);
+  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, options.low_speed_time_s);
+  if (options.request_timeout_ms > 0) {
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, options.request_timeout_ms);
+  }
+  curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
+  // Redirects are not followed: S3 redirects (wrong region) need a new signature, and the
+  // error body says where to go, which is more useful to report.
+  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (!options.ca_bundle.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, options.ca_bundle.c_str());
+  if (!options.connect_to.empty()) {
+    for (const std::string& entry : options.connect_to) connect_to.Append(entry);
+    curl_easy_setopt(curl, CURLOPT_CONNECT_TO, connect_to.get());
+  }
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &OnHeader);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, attempt);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &OnBody);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, attempt);
+  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &OnProgress);
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, attempt);
+
+  if (req.method == "HEAD") {
+    curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+  } else if (req.method == "GET") {
+    curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+  } else {
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, req.body.data());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+  }
+}
+
+// Builds the header list for one attempt. curl would add a form Content-Type and
+// "Expect: 100-continue" to bodies we send; empty values suppress both.
+void BuildHeaders(const Request& req, HeaderList* list) {
+  bool has_content_type = false;
+  for (const Header& h : req.headers) {
+    list->Append(h.name + ": " + h.value);
+    if (Lower(h.name) == "content-type") has_content_type = true;
+  }
+  if (req.method != "GET" && req.method != "HEAD") {
+    if (!has_content_type) list->Append("Content-Type:");
+    list->Append("Expect:");
+  }
+}
+
+std::string AttemptsSuffix(int attempts) {
+  return attempts > 1 ? " (after " + std::to_string(attempts) + " attempts)" : "";
+}
+
+}  // namespace
+
+const std::string* Response::FindHeader(std::string_view name) const {
+  return FindIn(headers, name);
+}
+
+HttpOptions HttpOptions::FromEnvironment() {
+  HttpOptions o;
+  if (const char* v = std::getenv("RUNAI_STREAMER_S3_REQUEST_TIMEOUT_MS"); v && *v) {
+    const long ms = std::strtol(v, nullptr, 10);
+    if (ms > 0) o.request_timeout_ms = ms;
+  }
+  if (const char* v = std::getenv("AWS_CA_BUNDLE"); v && *v) o.ca_bundle = v;
+  if (const char* v = std::getenv("TENSORSTREAM_HTTP_CONNECT_TO"); v && *v) {
+    std::string_view s(v);
+    while (!s.empty()) {
+      const size_t comma = s.find(',');
+      const std::string_view entry = s.substr(0, comma);
+      if (!entry.empty()) o.connect_to.emplace_back(entry);
+      if (comma == std::string_view::npos) break;
+      s.remove_prefix(comma + 1);
+    }
+  }
+  return o;
+}
+
+bool IsRetryableHttpStatus(long status) {
+  return status == 408 || status == 429 || (status >= 500 && status <= 599 && status != 501);
+}
+
+long BackoffMs(int retry, long base_ms, long max_ms, double jitter) {
+  long cap = base_ms;
+  for (int i = 0; i < retry && cap < max_ms; ++i) cap *= 2;
+  cap = std::min(cap, max_ms);
+  return cap / 2 + static_cast<long>(static_cast<double>(cap - cap / 2) * jitter);
+}
+
+std::string RedactUrl(std::string_view url) {
+  std::string_view s = url.substr(0, url.find_first_of("?#"));
+  const size_t scheme_end = s.find("://");
+  const size_t host_start = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
+  const size_t path_start = s.find('/', host_start);
+  const size_t at = s.substr(0, path_start).find('@', host_start);
+  if (at == std::string_view::npos) return std::string(s);
+  return std::string(s.substr(0, host_start)) + std::string(s.substr(at + 1));
+}
+
+std::string UriEncode(std::string_view in, bool encode_slash) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(in.size() * 3);
+  for (const char ch : in) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' ||
+        (c == '/' && !encode_slash)) {
+      out.push_back(ch);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+std::string UriDecode(std::string_view in, bool plus_is_space) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%' && i + 2 < in.size()) {
+      const int hi = hex(in[i + 1]), lo = hex(in[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(plus_is_space && in[i] == '+' ? ' ' : in[i]);
+  }
+  return out;
+}
+
+Result<Response> Perform(const Request& request, const PrepareFn& prepare,
+                         const HttpOptions& options, const std::atomic<bool>* cancelled,
+                         uint64_t max_body_bytes) {
+  const std::string what = request.method + " " + RedactUrl(request.url);
+  int retries = 0;
+  for (int attempt_no = 1;; ++attempt_no) {
+    if (cancelled != nullptr && cancelled->load()) return Cancelled(what + ": cancelled");
+    Request req = request;
+    if (prepare) TS_RETURN_IF_ERROR(prepare(req));
+    CURL* curl = AcquireHandle();
+    if (curl == nullptr) return Internal(what + ": curl_easy_init failed");
+    Attempt a;
+    a.max_body = max_body_bytes;
+    a.cancelled = cancelled;
+    HeaderList headers, connect_to;
+    BuildHeaders(req, &headers);
+    char errbuf[CURL_ERROR_SIZE] = {0};
+    SetCommonOptions(curl, req, options, headers, connect_to, &a, errbuf);
+    const CURLcode code = curl_easy_perform(curl);
+
+    Status failure;
+    if (code == CURLE_OK) {
+      Response response{a.status, std::move(a.headers), std::move(a.body), attempt_no};
+      if (!IsRetryableHttpStatus(response.status) || retries >= options.max_retries ||
+          attempt_no >= options.max_attempts) {
+        return response;
+      }
+    } else if (code == CURLE_ABORTED_BY_CALLBACK) {
+      return Cancelled(what + ": cancelled");
+    } else if (a.body_too_large) {
+      return IoError(what + ": response body larger than " + std::to_string(max_body_bytes) +
+                     " bytes");
+    } else {
+      failure = CurlFailure(code, errbuf, what);
+      if (!IsRetryableCurlCode(code) || retries >= options.max_retries ||
+          attempt_no >= options.max_attempts) {
+        return Status(failure.code(), failure.message() + AttemptsSuffix(attempt_no));
+      }
+    }
+    const long pause =
+        BackoffMs(retries, options.backoff_base_ms, options.backoff_max_ms, Jitter());
+    ++retries;
+    if (!SleepUnlessCancelled(pause, cancelled)) return Cancelled(what + ": cancelled");
+  }
+}
+
+Status GetRange(const Request& request, uint64_t offset, uint64_t length, void* dst,
+                const PrepareFn& prepare, const DescribeErrorFn& describe_error,
+                const HttpOptions& options, const std::atomic<bool>& cancelled) {
+  const std::string what = "GET " + RedactUrl(request.url) + " bytes " + std::to_string(offset) +
+                           "-" + std::to_string(offset + length - 1);
+  if (length == 0) return Status::Ok();
+  auto* out = static_cast<char*>(dst);
+  uint64_t done = 0;
+  int retries = 0;
+  for (int attempt_no = 1;; ++attempt_no) {
+    if (cancelled.load()) return Cancelled(what + ": cancelled");
+    Request req = request;
+    const uint64_t first = offset + done;
+    const uint64_t last = offset + length - 1;
+    req.headers.push_back({"Range", "bytes=" + std::to_string(first) + "-" + std::to_string(last)});
+    if (prepare) TS_RETURN_IF_ERROR(prepare(req));
+    CURL* curl = AcquireHandle();
+    if (curl == nullptr) return Internal(what + ": curl_easy_init failed");
+    Attempt a;
+    a.ranged = true;
+    a.range_dst = out + done;
+    a.range_first = first;
+    a.range_remaining = length - done;
+    a.cancelled = &cancelled;
+    HeaderList headers, connect_to;
+    BuildHeaders(req, &headers);
+    char errbuf[CURL_ERROR_SIZE] = {0};
+    SetCommonOptions(curl, req, options, headers, connect_to, &a, errbuf);
+    const CURLcode code = curl_easy_perform(curl);
+    done += a.range_written;
+
+    const bool complete = done == length;
+    Status failure;
+    if (code == CURLE_ABORTED_BY_CALLBACK) return Cancelled(what + ": cancelled");
+    if (!a.range_problem.empty()) return IoError(what + ": " + a.range_problem);
+    if (IsSuccess(a.status) && complete && (code == CURLE_OK || a.got_all)) return Status::Ok();
+
+    if (code == CURLE_OK && !IsSuccess(a.status)) {
+      Response response{a.status, std::move(a.headers), std::move(a.body), 1};
+      if (!IsRetryableHttpStatus(response.status) || retries >= options.max_retries ||
+          attempt_no >= options.max_attempts) {
+        Status s = describe_error(response);
+        return Status(s.code(), what + ": " + s.message() + AttemptsSuffix(attempt_no));
+      }
+    } else {
+      // A network error, or a 2xx body that ended early: resume from the first missing byte.
+      failure = code == CURLE_OK
+                    ? IoError(what + ": response body ended after " + std::to_string(done) +
+                              " of " + std::to_string(length) + " bytes")
+                    : CurlFailure(code, errbuf, what);
+      const bool retryable = code == CURLE_OK || IsRetryableCurlCode(code);
+      const bool progressed = a.range_written > 0;
+      if (!retryable || attempt_no >= options.max_attempts ||
+          (!progressed && retries >= options.max_retries)) {
+        return Status(failure.code(), failure.message() + "; " + std::to_string(done) + " of " +
+                                          std::to_string(length) + " bytes received" +
+                                          AttemptsSuffix(attempt_no));
+      }
+      // An attempt that delivered bytes resumes at once without using the budget.
+      if (progressed) continue;
+    }
+    const long pause =
+        BackoffMs(retries, options.backoff_base_ms, options.backoff_max_ms, Jitter());
+    ++retries;
+    if (!SleepUnlessCancelled(pause, &cancelled)) return Cancelled(what + ": cancelled");
+  }
+}
+
+}  // namespace tensorstream::http

@@ -1,0 +1,116 @@
+// HTTP over libcurl for the object-store backends: one request with retries, or one ranged
+// GET written straight into the caller's buffer with resume from the last byte received.
+//
+// Connections are reused: each thread keeps one curl easy handle (and so curl's connection
+// cache for that thread), so a reader thread that issues many ranged GETs to one host pays
+// for the TCP/TLS handshake once. Nothing here knows about S3; backends pass a `prepare`
+// callback that signs each attempt (so a retry minutes later carries a fresh signature).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace tensorstream::http {
+
+struct Header {
+  std::string name;  // as sent; responses' names are lower-cased
+  std::string value;
+};
+
+// Timeouts and retry budget. FromEnvironment() is what backends use; tests build their own.
+struct HttpOptions {
+  long connect_timeout_ms = 10'000;
+  // Abort an attempt whose transfer rate stays below low_speed_bytes_per_s for
+  // low_speed_time_s seconds (a stalled server), then retry it.
+  long low_speed_bytes_per_s = 1024;
+  long low_speed_time_s = 30;
+  // Whole-attempt limit; 0 = none. RUNAI_STREAMER_S3_REQUEST_TIMEOUT_MS sets it.
+  long request_timeout_ms = 0;
+  // Retries after the first attempt of a request that failed transiently (5xx, 429, 408,
+  // timeouts, connection errors). An attempt of a ranged GET that delivered body bytes
+  // before failing does not use up the budget (it made progress and resumes from there),
+  // but max_attempts bounds every request whatever happens.
+  int max_retries = 5;
+  int max_attempts = 64;
+  long backoff_base_ms = 200;
+  long backoff_max_ms = 5'000;
+  // A CA bundle file (AWS_CA_BUNDLE); empty = the system's. TLS peers are always verified.
+  std::string ca_bundle;
+  // Entries for CURLOPT_CONNECT_TO ("HOST:PORT:CONNECT-HOST:CONNECT-PORT"): send requests
+  // for one host to another address, keeping Host and TLS name. Tests use it to reach a
+  // virtual-hosted bucket name on loopback.
+  std::vector<std::string> connect_to;
+
+  // Defaults plus RUNAI_STREAMER_S3_REQUEST_TIMEOUT_MS, AWS_CA_BUNDLE and
+  // TENSORSTREAM_HTTP_CONNECT_TO (comma-separated CONNECT_TO entries; for tests).
+  static HttpOptions FromEnvironment();
+};
+
+struct Request {
+  std::string method = "GET";  // GET, HEAD, PUT, POST
+  std::string url;             // absolute, already percent-encoded
+  std::vector<Header> headers;
+  std::string body;  // sent for PUT/POST
+};
+
+struct Response {
+  long status = 0;
+  std::vector<Header> headers;  // names lower-cased
+  std::string body;
+  int attempts = 1;  // how many attempts Perform made (retries of 5xx included)
+
+  // The first header named `name` (lower-case), or nullptr.
+  const std::string* FindHeader(std::string_view name) const;
+};
+
+// Called before every attempt with the request about to be sent (the Range header already
+// set for that attempt); adds authentication. An error fails the request at once.
+using PrepareFn = std::function<Status(Request&)>;
+
+// Sends `request` with retries; returns the final response of any status: the caller
+// decides what a 404 means. Fails only when no response was obtained (network errors
+// past the budget, TLS failures, cancellation). Bodies over max_body_bytes fail.
+Result<Response> Perform(const Request& request, const PrepareFn& prepare,
+                         const HttpOptions& options, const std::atomic<bool>* cancelled,
+                         uint64_t max_body_bytes = 64u << 20);
+
+// GET of bytes [offset, offset + length) of request.url into dst (exactly `length` bytes,
+// no intermediate copy). A transfer cut mid-body resumes with a Range starting at the
+// first missing byte. Non-2xx responses fail through `describe_error`, which turns the
+// final response into a Status (the backend knows its error format); transient statuses
+// are retried first. Returns kCancelled within about a second of `cancelled` turning true.
+using DescribeErrorFn = std::function<Status(const Response&)>;
+Status GetRange(const Request& request, uint64_t offset, uint64_t length, void* dst,
+                const PrepareFn& prepare, const DescribeErrorFn& describe_error,
+                const HttpOptions& options, const std::atomic<bool>& cancelled);
+
+// ---- Helpers shared with the backends (and unit-tested on their own) ----
+
+// True for statuses worth retrying: 408, 429, 500, 502, 503, 504 and other 5xx.
+bool IsRetryableHttpStatus(long status);
+
+// The pause before retry number `retry` (0-based): base * 2^retry capped at max, then
+// "full jitter" scaled by `jitter` in [0, 1) — spread over [cap/2, cap) so retries of
+// many threads do not synchronise, yet never shrink to nothing.
+long BackoffMs(int retry, long base_ms, long max_ms, double jitter);
+
+// `url` without its query string and user info, safe to put in messages: presigned or
+// signed URLs carry credentials in the query.
+std::string RedactUrl(std::string_view url);
+
+// Percent-encodes every byte but the unreserved ones (A-Z a-z 0-9 - _ . ~), and '/' too
+// unless encode_slash is false. RFC 3986 style, as SigV4 and S3 keys require.
+std::string UriEncode(std::string_view in, bool encode_slash);
+
+// Reverses percent-encoding ("%2F" → "/"). '+' becomes ' ' when plus_is_space (form
+// encoding, which S3 uses for encoding-type=url listings), else stays. Malformed escapes
+// are kept as is.
+std::string UriDecode(std::string_view in, bool plus_is_space = false);
+
+}  // namespace tensorstream::http

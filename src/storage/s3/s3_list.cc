@@ -1,0 +1,110 @@
+#include "storage/s3/s3_list.h"
+
+#include <algorithm>
+#include <set>
+
+#include "storage/s3/s3_client.h"
+
+namespace tensorstream::s3 {
+
+namespace {
+
+// Calls `fn` with the inside of every <tag>…</tag> element, in order.
+template <typename Fn>
+void ForEachElement(std::string_view xml, std::string_view tag, Fn fn) {
+  const std::string open = "<" + std::string(tag) + ">";
+  const std::string close = "</" + std::string(tag) + ">";
+  size_t pos = 0;
+  while (true) {
+    const size_t start = xml.find(open, pos);
+    if (start == std::string_view::npos) return;
+    const size_t body = start + open.size();
+    const size_t end = xml.find(close, body);
+    if (end == std::string_view::npos) return;
+    fn(xml.substr(body, end - body));
+    pos = end + close.size();
+  }
+}
+
+}  // namespace
+
+Result<ListPage> ParseListPage(std::string_view xml) {
+  if (xml.find("<ListBucketResult") == std::string_view::npos) {
+    return IoError("ListObjectsV2 reply is not a ListBucketResult document");
+  }
+  ListPage page;
+  const bool url_encoded = XmlTagText(xml, "EncodingType").value_or("") == "url";
+  auto decode = [url_encoded](std::string s) {
+    // Form encoding ('+' for space), as AWS and botocore do for encoding-type=url.
+    return url_encoded ? http::UriDecode(s, /*plus_is_space=*/true) : s;
+  };
+  Status bad;
+  ForEachElement(xml, "Contents", [&](std::string_view item) {
+    ListPage::Object obj;
+    obj.key = decode(XmlTagText(item, "Key").value_or(""));
+    const std::string size = XmlTagText(item, "Size").value_or("0");
+    char* end = nullptr;
+    obj.size = std::strtoull(size.c_str(), &end, 10);
+    if (size.empty() || *end != '\0') bad = IoError("ListObjectsV2: bad <Size> '" + size + "'");
+    page.objects.push_back(std::move(obj));
+  });
+  TS_RETURN_IF_ERROR(bad);
+  ForEachElement(xml, "CommonPrefixes", [&](std::string_view item) {
+    if (auto p = XmlTagText(item, "Prefix")) page.common_prefixes.push_back(decode(*p));
+  });
+  page.truncated = XmlTagText(xml, "IsTruncated").value_or("false") == "true";
+  page.next_token = XmlTagText(xml, "NextContinuationToken").value_or("");
+  return page;
+}
+
+Result<std::vector<ObjectInfo>> ListObjects(const std::string& uri_prefix,
+                                            const StorageOptions& options, bool recursive) {
+  TS_ASSIGN_OR_RETURN(S3Location loc, ParseS3Uri(uri_prefix));
+  std::string prefix = loc.key;
+  if (!prefix.empty() && prefix.back() != '/') prefix.push_back('/');
+  auto client_or = S3Client::Create(options, Environment::Process());
+  if (!client_or.ok()) return client_or.status().WithContext(uri_prefix);
+  const std::shared_ptr<S3Client> client = std::move(client_or).value();
+
+  std::vector<ObjectInfo> out;
+  std::set<std::string> seen_tokens;
+  std::string token;
+  const std::string base = "s3://" + loc.bucket + "/";
+  while (true) {
+    std::vector<std::pair<std::string, std::string>> query = {
+        {"list-type", "2"}, {"encoding-type", "url"}, {"max-keys", "1000"}};
+    if (!prefix.empty()) query.emplace_back("prefix", prefix);
+    if (!recursive) query.emplace_back("delimiter", "/");
+    if (!token.empty()) query.emplace_back("continuation-token", token);
+    const Target target = client->MakeTarget(loc.bucket, "", std::move(query));
+    const std::string what = "GET " + http::RedactUrl(target.url) + " (ListObjectsV2)";
+    auto reply = client->Send("GET", target, nullptr);
+    if (!reply.ok()) return reply.status().WithContext(uri_prefix);
+    if (reply->status != 200) {
+      return S3ErrorStatus(*reply, what).WithContext(uri_prefix);
+    }
+    auto page = ParseListPage(reply->body);
+    if (!page.ok()) return page.status().WithContext(uri_prefix + ": " + what);
+    for (const ListPage::Object& obj : page->objects) {
+      // Folder markers ("dir/", zero bytes) are not files.
+      if (obj.key.empty() || obj.key.back() == '/') continue;
+      if (obj.key.rfind(prefix, 0) != 0) continue;  // a server ignoring prefix
+      out.push_back({base + obj.key, obj.key.substr(prefix.size()), obj.size, false});
+    }
+    for (const std::string& p : page->common_prefixes) {
+      if (p.rfind(prefix, 0) != 0 || p.size() == prefix.size()) continue;
+      out.push_back({base + p, p.substr(prefix.size()), 0, true});
+    }
+    if (!page->truncated) break;
+    if (page->next_token.empty() || !seen_tokens.insert(page->next_token).second) {
+      return IoError(uri_prefix + ": " + what +
+                     ": truncated listing without a new continuation token");
+    }
+    token = page->next_token;
+  }
+  std::sort(out.begin(), out.end(),
+            [](const ObjectInfo& a, const ObjectInfo& b) { return a.uri < b.uri; });
+  return out;
+}
+
+}  // namespace tensorstream::s3
