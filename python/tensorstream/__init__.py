@@ -1,0 +1,41 @@
+"""tensorstream: stream SafeTensors tensors from storage into memory.
+
+    import tensorstream
+    weights = tensorstream.load("model.safetensors")              # dict name -> torch.Tensor
+    for name, tensor in tensorstream.stream(files, names=wanted):  # completion order
+        ...
+    tensorstream.inspect("model.safetensors")                      # header only
+
+Tensors own their memory (it is never reused under them) and stay valid after the
+stream ends. Without torch installed, tensors come back as numpy arrays. The
+`runai_model_streamer` package in this distribution is a drop-in for
+runai-model-streamer's API on top of this one.
+
+Importing needs neither torch, nor a GPU, nor cloud credentials; the native library is
+loaded on first use (TENSORSTREAM_LIBRARY overrides its location).
+"""
+from ._api import inspect, load, resolve_device, stream
+from ._capi import library_path, version
+from ._errors import (
+    CancelledError,
+    FailedPreconditionError,
+    FormatError,
+    InternalError,
+    InvalidArgumentError,
+    MemoryLimitError,
+    NotFoundError,
+    OutOfMemoryError,
+    PermissionDeniedError,
+    ReadError,
+    TensorStreamError,
+    UnavailableError,
+)
+from ._stream import Delivered, S3Credentials, Stream, TensorInfo
+
+__all__ = [
+    "load", "stream", "inspect", "resolve_device", "version", "library_path",
+    "Stream", "Delivered", "TensorInfo", "S3Credentials",
+    "TensorStreamError", "InvalidArgumentError", "NotFoundError", "PermissionDeniedError",
+    "FormatError", "ReadError", "MemoryLimitError", "OutOfMemoryError", "CancelledError",
+    "FailedPreconditionError", "UnavailableError", "InternalError",
+]

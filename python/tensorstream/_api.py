@@ -1,0 +1,182 @@
+"""The native Python API: stream(), load(), inspect()."""
+from __future__ import annotations
+
+import os
+from typing import Iterable, Iterator, NamedTuple, Optional, Union
+
+from ._errors import NotFoundError, UnavailableError
+from ._stream import S3Credentials, Stream
+
+PathLike = Union[str, "os.PathLike[str]"]
+Paths = Union[PathLike, Iterable[PathLike]]
+
+
+def _as_list(paths: Paths) -> list:
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        return [paths]
+    return list(paths)
+
+
+def resolve_device(device) -> str:
+    """Checks a device ("cpu", "cuda", "cuda:N" or a torch.device) and returns it as a string.
+
+    Called before any read: CUDA devices need torch with a usable CUDA, otherwise
+    UnavailableError. Tensors for CUDA are read into host memory and copied to the device.
+    """
+    text = "cpu" if device is None else str(device)
+    if text == "cpu":
+        return text
+    kind, _, number = text.partition(":")
+    if kind != "cuda" or (number and not number.isdigit()):
+        raise ValueError(f"device {text!r} is not supported: use 'cpu', 'cuda' or 'cuda:N'")
+    try:
+        import torch
+    except ImportError:
+        raise UnavailableError(f"device {text!r} needs torch, which is not installed") from None
+    if not torch.cuda.is_available():
+        raise UnavailableError(f"device {text!r} requested but CUDA is not available "
+                               "(torch.cuda.is_available() is False)")
+    if number and int(number) >= torch.cuda.device_count():
+        raise UnavailableError(f"device {text!r} does not exist: "
+                               f"{torch.cuda.device_count()} CUDA device(s)")
+    return text
+
+
+def resolve_framework(framework: Optional[str]) -> str:
+    """"pt" (torch) or "np" (numpy); None picks torch when it is importable."""
+    if framework is None:
+        try:
+            import torch  # noqa: F401
+
+            return "pt"
+        except ImportError:
+            return "np"
+    aliases = {"pt": "pt", "torch": "pt", "np": "np", "numpy": "np"}
+    if framework not in aliases:
+        raise ValueError(f"framework {framework!r} is not one of 'pt', 'torch', 'np', 'numpy'")
+    return aliases[framework]
+
+
+def _select(stream: Stream, uris: list, infos: list, wanted: set) -> None:
+    found = set()
+    for index, file_infos in enumerate(infos):
+        in_file = [t.name for t in file_infos if t.name in wanted]
+        found.update(in_file)
+        stream.select(index, in_file)
+    missing = sorted(wanted - found)
+    if missing:
+        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise NotFoundError(f"{len(missing)} tensor name(s) not found in "
+                            f"{', '.join(map(str, uris))}: {shown}")
+
+
+def stream(paths: Paths, *, names: Optional[Iterable[str]] = None, device="cpu",
+           framework: Optional[str] = None, progress: bool = False,
+           concurrency: Optional[int] = None, chunk_bytes: Optional[int] = None,
+           memory_limit: Optional[int] = None, direct_io: Optional[bool] = None,
+           s3_credentials: Optional[S3Credentials] = None) -> Iterator[tuple]:
+    """Streams the tensors of SafeTensors files; yields ``(name, tensor)`` in completion order.
+
+    Args:
+        paths: one path or URI (``s3://``...), or a list of them.
+        names: only these tensors are read (every name must exist in some file).
+        device: "cpu", "cuda" or "cuda:N" (CUDA: checked before any read; tensors are
+            read into host memory and copied to the device).
+        framework: "pt" for torch tensors, "np" for numpy arrays (dtype rules in
+            tensorstream._dtypes); None: torch when installed, else numpy.
+        progress: show a tqdm bar of bytes when tqdm is installed (no bar otherwise).
+        concurrency, chunk_bytes, memory_limit, direct_io: override the environment
+            (RUNAI_STREAMER_CONCURRENCY, RUNAI_STREAMER_CHUNK_BYTESIZE,
+            RUNAI_STREAMER_MEMORY_LIMIT, TENSORSTREAM_DIRECT_IO), which is read now.
+        s3_credentials: explicit object-store credentials.
+
+    Headers are parsed, and bad files or names raise, when this function is called; read
+    errors raise from the iteration. Each tensor owns its memory (no reuse), so it may be
+    kept; the memory limit bounds the bytes read ahead of the consumer.
+    """
+    opened = _open(paths, names, device, framework,
+                   dict(concurrency=concurrency, chunk_bytes=chunk_bytes,
+                        memory_limit=memory_limit, direct_io=direct_io,
+                        s3_credentials=s3_credentials))
+    return _iterate(opened, progress)
+
+
+def load(paths: Paths, *, names: Optional[Iterable[str]] = None, device="cpu",
+         framework: Optional[str] = None, progress: bool = False, **options) -> dict:
+    """Loads tensors into a dict ``name -> tensor``; same arguments as :func:`stream`.
+
+    A name present in two files raises ValueError before any tensor is read (a dict
+    cannot hold both)."""
+    opened = _open(paths, names, device, framework, options)
+    seen = {}
+    for uri, info in opened.selected:
+        if info.name in seen:
+            opened.handle.close()
+            raise ValueError(f"tensor '{info.name}' is in both {seen[info.name]} and {uri}")
+        seen[info.name] = uri
+    return dict(_iterate(opened, progress))
+
+
+class _Opened(NamedTuple):
+    handle: Stream  # started
+    selected: list  # (uri, TensorInfo) of every tensor to be delivered
+    framework: str  # "pt" or "np"
+    device: str
+
+
+def _open(paths: Paths, names, device, framework, options: dict) -> _Opened:
+    """Checks the arguments, parses every header, selects, starts."""
+    target = resolve_device(device)
+    framework = resolve_framework(framework)
+    if target != "cpu" and framework != "pt":
+        raise ValueError(f"device {target!r} needs framework 'pt'")
+    uris = _as_list(paths)
+    handle = Stream(**options)
+    try:
+        for uri in uris:
+            handle.add_file(uri)
+        infos = [handle.tensors(i) for i in range(len(uris))]
+        selected = [(uri, info) for uri, file_infos in zip(uris, infos) for info in file_infos]
+        if names is not None:
+            wanted = set(names)
+            _select(handle, uris, infos, wanted)
+            selected = [(uri, info) for uri, info in selected if info.name in wanted]
+        handle.start()
+    except BaseException:
+        handle.close()
+        raise
+    return _Opened(handle, selected, framework, target)
+
+
+def _progress_bar(total: Optional[int]):
+    if total is None:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="B", unit_scale=True, desc="tensorstream")
+
+
+def _iterate(opened: _Opened, progress: bool):
+    handle = opened.handle
+    bar = _progress_bar(sum(info.nbytes for _, info in opened.selected) if progress else None)
+    try:
+        for item in handle:
+            value = item.to_torch() if opened.framework == "pt" else item.to_numpy()
+            if opened.device != "cpu":
+                value = value.to(opened.device)
+            if bar is not None:
+                bar.update(item.nbytes)
+            yield item.name, value
+    finally:
+        handle.close()
+        if bar is not None:
+            bar.close()
+
+
+def inspect(path: PathLike, *, s3_credentials: Optional[S3Credentials] = None) -> list:
+    """The tensors of one SafeTensors file as a list of TensorInfo, sorted by offset
+    (reads only the header)."""
+    with Stream(s3_credentials=s3_credentials) as handle:
+        return handle.tensors(handle.add_file(path))
