@@ -211,6 +211,41 @@ TENSORSTREAM_API void tensorstream_tensor_keep(tensorstream_tensor* tensor);
  * called from any thread, also after the stream was destroyed. */
 TENSORSTREAM_API void tensorstream_tensor_release(tensorstream_tensor* tensor);
 
+/* ----------------------------------------------------------------------------------------
+ * Listing and downloading: a local directory or an object-store prefix (s3://bucket/dir).
+ * -------------------------------------------------------------------------------------- */
+typedef struct tensorstream_listing tensorstream_listing;
+
+/* Lists the files under `uri` (sorted by URI). recursive=0 also lists subdirectories /
+ * common prefixes (is_directory = 1); recursive=1 lists every file below, files only. */
+TENSORSTREAM_API int tensorstream_list(const tensorstream_options* options, const char* uri,
+                                       int recursive, tensorstream_listing** out);
+TENSORSTREAM_API void tensorstream_listing_destroy(tensorstream_listing* listing);
+TENSORSTREAM_API size_t tensorstream_listing_count(const tensorstream_listing* listing);
+/* REQUIRES: index < count. `uri` is what add_file accepts; `relative` is the path below the
+ * listed directory ('/'-separated; untrusted for object stores: may contain ".."). */
+TENSORSTREAM_API const char* tensorstream_listing_uri(const tensorstream_listing* listing,
+                                                      size_t index);
+TENSORSTREAM_API const char* tensorstream_listing_relative(const tensorstream_listing* listing,
+                                                           size_t index);
+TENSORSTREAM_API uint64_t tensorstream_listing_size(const tensorstream_listing* listing,
+                                                    size_t index);
+TENSORSTREAM_API int tensorstream_listing_is_directory(const tensorstream_listing* listing,
+                                                       size_t index);
+
+/* Progress of a download: bytes written so far; called on the calling thread. */
+typedef void (*tensorstream_progress_fn)(uint64_t bytes_done, void* user_data);
+
+/* Downloads `uri` to `dst_dir`/`relative` through the streaming pipeline (concurrency,
+ * retries and memory limit of `options`). INVALID_ARGUMENT, before anything is written,
+ * when `relative` is absolute or has "."/".."/empty segments: nothing is ever written
+ * outside `dst_dir`. The file appears under its name only once complete. `progress` may
+ * be NULL. */
+TENSORSTREAM_API int tensorstream_download(const tensorstream_options* options, const char* uri,
+                                           const char* dst_dir, const char* relative,
+                                           tensorstream_progress_fn progress, void* user_data,
+                                           uint64_t* bytes_written);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -8,7 +8,9 @@
 #include <vector>
 
 #include "cuda/cuda_api.h"
+#include "pipeline/download.h"
 #include "pipeline/options.h"
+#include "storage/listing.h"
 #include "pipeline/streamer.h"
 
 struct tensorstream_options {
@@ -18,6 +20,10 @@ struct tensorstream_options {
 struct tensorstream_stream {
   explicit tensorstream_stream(tensorstream::StreamOptions options) : streamer(std::move(options)) {}
   tensorstream::Streamer streamer;
+};
+
+struct tensorstream_listing {
+  std::vector<tensorstream::ObjectInfo> entries;
 };
 
 struct tensorstream_tensor {
@@ -349,5 +355,52 @@ void tensorstream_tensor_keep(tensorstream_tensor* t) {
 }
 
 void tensorstream_tensor_release(tensorstream_tensor* t) { delete t; }
+
+int tensorstream_list(const tensorstream_options* options, const char* uri, int recursive,
+                      tensorstream_listing** out) {
+  return Guard([&]() -> Status {
+    if (out == nullptr) return NullArgument("out");
+    *out = nullptr;
+    if (options == nullptr) return NullArgument("options");
+    if (uri == nullptr) return NullArgument("uri");
+    TS_ASSIGN_OR_RETURN(auto entries,
+                        tensorstream::ListUri(uri, options->options.storage, recursive != 0));
+    *out = new tensorstream_listing{std::move(entries)};
+    return Status::Ok();
+  });
+}
+
+void tensorstream_listing_destroy(tensorstream_listing* listing) { delete listing; }
+size_t tensorstream_listing_count(const tensorstream_listing* l) { return l->entries.size(); }
+const char* tensorstream_listing_uri(const tensorstream_listing* l, size_t i) {
+  return l->entries[i].uri.c_str();
+}
+const char* tensorstream_listing_relative(const tensorstream_listing* l, size_t i) {
+  return l->entries[i].relative.c_str();
+}
+uint64_t tensorstream_listing_size(const tensorstream_listing* l, size_t i) {
+  return l->entries[i].size;
+}
+int tensorstream_listing_is_directory(const tensorstream_listing* l, size_t i) {
+  return l->entries[i].is_directory ? 1 : 0;
+}
+
+int tensorstream_download(const tensorstream_options* options, const char* uri,
+                          const char* dst_dir, const char* relative,
+                          tensorstream_progress_fn progress, void* user_data,
+                          uint64_t* bytes_written) {
+  return Guard([&]() -> Status {
+    if (options == nullptr) return NullArgument("options");
+    if (uri == nullptr) return NullArgument("uri");
+    if (dst_dir == nullptr) return NullArgument("dst_dir");
+    if (relative == nullptr) return NullArgument("relative");
+    tensorstream::ProgressFn report;
+    if (progress != nullptr) report = [&](uint64_t done) { progress(done, user_data); };
+    TS_ASSIGN_OR_RETURN(const uint64_t written,
+                        tensorstream::Download(uri, dst_dir, relative, options->options, report));
+    if (bytes_written != nullptr) *bytes_written = written;
+    return Status::Ok();
+  });
+}
 
 }  // extern "C"

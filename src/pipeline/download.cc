@@ -1,0 +1,110 @@
+#include "pipeline/download.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "pipeline/streamer.h"
+
+namespace tensorstream {
+
+namespace {
+
+// Closes the descriptor and removes the temporary file unless committed.
+class TempFile {
+ public:
+  TempFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  ~TempFile() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!committed_) ::unlink(path_.c_str());
+  }
+  int fd() const { return fd_; }
+  Status Commit(const std::string& final_path) {
+    if (::fsync(fd_) != 0 || ::close(fd_) != 0) {
+      fd_ = -1;
+      return ErrnoStatus(errno, path_ + ": cannot write");
+    }
+    fd_ = -1;
+    if (::rename(path_.c_str(), final_path.c_str()) != 0) {
+      return ErrnoStatus(errno, final_path + ": cannot rename the download into place");
+    }
+    committed_ = true;
+    return Status::Ok();
+  }
+
+ private:
+  std::string path_;
+  int fd_;
+  bool committed_ = false;
+};
+
+}  // namespace
+
+Status CheckRelativePath(const std::string& relative) {
+  const auto bad = [&](const std::string& why) {
+    return InvalidArgument("refusing to write '" + relative + "': " + why);
+  };
+  if (relative.empty()) return bad("empty path");
+  if (relative.front() == '/') return bad("absolute path");
+  if (relative.find('\0') != std::string::npos || relative.find('\\') != std::string::npos) {
+    return bad("NUL or backslash in path");
+  }
+  size_t start = 0;
+  while (start <= relative.size()) {
+    const size_t end = std::min(relative.find('/', start), relative.size());
+    const std::string segment = relative.substr(start, end - start);
+    if (segment.empty() || segment == "." || segment == "..") {
+      return bad("'.', '..' or empty path segment would leave the destination");
+    }
+    start = end + 1;
+  }
+  return Status::Ok();
+}
+
+Result<uint64_t> Download(const std::string& uri, const std::string& dst_dir,
+                          const std::string& relative, const StreamOptions& options,
+                          const ProgressFn& progress) {
+  TS_RETURN_IF_ERROR(CheckRelativePath(relative));
+  const std::filesystem::path target = std::filesystem::path(dst_dir) / relative;
+  std::error_code ec;
+  std::filesystem::create_directories(target.parent_path(), ec);
+  if (ec) return ErrnoStatus(ec.value(), target.parent_path().string() + ": cannot create");
+
+  Streamer streamer(options);
+  // The object as consecutive chunk-sized ranges: each one is delivered, written at its
+  // offset, and released, so memory stays within the stream's limit.
+  TS_ASSIGN_OR_RETURN(std::unique_ptr<Source> probe, OpenSource(uri, options.storage));
+  const uint64_t size = probe->Size();
+  const uint64_t piece = options.chunk_bytes != 0 ? options.chunk_bytes : probe->PreferredChunkBytes();
+  probe.reset();
+  std::vector<uint64_t> sizes;
+  for (uint64_t at = 0; at < size; at += piece) sizes.push_back(std::min(piece, size - at));
+  TS_RETURN_IF_ERROR(streamer.AddRanges(uri, 0, sizes).status());
+  TS_RETURN_IF_ERROR(streamer.Start());
+
+  const std::string temp_path = target.string() + ".tensorstream-partial";
+  const int fd = ::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoStatus(errno, temp_path + ": cannot create");
+  TempFile temp(temp_path, fd);
+  uint64_t written = 0;
+  while (true) {
+    TS_ASSIGN_OR_RETURN(std::unique_ptr<DeliveredTensor> range, streamer.Next());
+    if (range == nullptr) break;
+    const auto* data = static_cast<const char*>(range->data());
+    uint64_t done = 0;
+    while (done < range->item().nbytes) {
+      const ssize_t n = ::pwrite(fd, data + done, range->item().nbytes - done,
+                                 static_cast<off_t>(range->item().offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return ErrnoStatus(errno, temp_path + ": cannot write");
+      done += static_cast<uint64_t>(n);
+    }
+    written += done;
+    if (progress) progress(written);
+  }
+  TS_RETURN_IF_ERROR(temp.Commit(target.string()));
+  return written;
+}
+
+}  // namespace tensorstream
