@@ -5,6 +5,7 @@ import math
 from typing import Dict, Iterator, List, Optional
 
 from tensorstream import FailedPreconditionError, S3Credentials, Stream, TensorInfo, resolve_device
+from tensorstream._api import device_file_items
 from tensorstream._dtypes import torch_dtype
 
 from ._file_streamer import _why_not_distributed, logger
@@ -61,6 +62,8 @@ class SafetensorsStreamer:
         self.files_to_tensors_metadata: Dict[int, List[SafetensorMetadata]] = {}
         self._stream: Optional[Stream] = None
         self._device = "cpu"
+        self._paths: List[str] = []
+        self._s3_credentials: Optional[S3Credentials] = None
 
     def __enter__(self) -> "SafetensorsStreamer":
         return self
@@ -81,8 +84,9 @@ class SafetensorsStreamer:
     def stream_files(self, paths: List[str], s3_credentials: Optional[S3Credentials] = None,
                      device: Optional[str] = "cpu", is_distributed: bool = False) -> None:
         """Parses the headers of ``paths`` (local paths or object-store URIs) and starts
-        streaming. The device is checked first: "cpu", "cuda" or "cuda:N" (CUDA tensors
-        are read into host memory and copied). Options come from the environment as it
+        streaming. The device is checked first: "cpu", "cuda" or "cuda:N" (CUDA: the
+        library streams each file through pinned staging straight into tensors it
+        allocates on the device, file after file). Options come from the environment as it
         is now. ``is_distributed``: see DistributedStreamer (every rank reads all)."""
         self._close()
         self.files_to_tensors_metadata = {}
@@ -91,6 +95,8 @@ class SafetensorsStreamer:
             logger.info("[tensorstream] distributed streaming requested: %s; every rank "
                         "reads all of its files", _why_not_distributed())
         stream = Stream(s3_credentials=s3_credentials)
+        self._paths = list(paths)
+        self._s3_credentials = s3_credentials
         try:
             metadata = {}
             for path in paths:
@@ -98,7 +104,8 @@ class SafetensorsStreamer:
                 infos = stream.tensors(index)
                 data_start = infos[0].offset if infos else 0
                 metadata[index] = [SafetensorMetadata(info, data_start) for info in infos]
-            stream.start()
+            if self._device == "cpu":
+                stream.start()
         except BaseException:
             stream.close()
             raise
@@ -110,8 +117,12 @@ class SafetensorsStreamer:
         completion order, with the exact dtype and shape, on the requested device."""
         if self._stream is None:
             raise FailedPreconditionError("get_tensors() before stream_files()")
+        if self._device != "cpu":
+            for index, path in enumerate(self._paths):
+                infos = self._stream.tensors(index)
+                for name, tensor, _ in device_file_items(
+                        path, infos, self._device, {"s3_credentials": self._s3_credentials}):
+                    yield name, tensor
+            return
         for item in self._stream:
-            tensor = item.to_torch()
-            if self._device != "cpu":
-                tensor = tensor.to(self._device)
-            yield item.name, tensor
+            yield item.name, item.to_torch()

@@ -21,7 +21,7 @@ def resolve_device(device) -> str:
     """Checks a device ("cpu", "cuda", "cuda:N" or a torch.device) and returns it as a string.
 
     Called before any read: CUDA devices need torch with a usable CUDA, otherwise
-    UnavailableError. Tensors for CUDA are read into host memory and copied to the device.
+    UnavailableError.
     """
     text = "cpu" if device is None else str(device)
     if text == "cpu":
@@ -80,8 +80,10 @@ def stream(paths: Paths, *, names: Optional[Iterable[str]] = None, device="cpu",
     Args:
         paths: one path or URI (``s3://``...), or a list of them.
         names: only these tensors are read (every name must exist in some file).
-        device: "cpu", "cuda" or "cuda:N" (CUDA: checked before any read; tensors are
-            read into host memory and copied to the device).
+        device: "cpu", "cuda" or "cuda:N". CUDA is checked before any read; the library
+            then streams through pinned staging straight into tensors allocated on the
+            device, one file at a time (the GPU holds at most one file's tensors beyond
+            those the caller keeps).
         framework: "pt" for torch tensors, "np" for numpy arrays (dtype rules in
             tensorstream._dtypes); None: torch when installed, else numpy.
         progress: show a tqdm bar of bytes when tqdm is installed (no bar otherwise).
@@ -118,10 +120,11 @@ def load(paths: Paths, *, names: Optional[Iterable[str]] = None, device="cpu",
 
 
 class _Opened(NamedTuple):
-    handle: Stream  # started
+    handle: Stream  # started for "cpu"; for CUDA only its headers are used
     selected: list  # (uri, TensorInfo) of every tensor to be delivered
     framework: str  # "pt" or "np"
     device: str
+    options: dict   # Stream keyword arguments, for the per-file CUDA streams
 
 
 def _open(paths: Paths, names, device, framework, options: dict) -> _Opened:
@@ -141,11 +144,12 @@ def _open(paths: Paths, names, device, framework, options: dict) -> _Opened:
             wanted = set(names)
             _select(handle, uris, infos, wanted)
             selected = [(uri, info) for uri, info in selected if info.name in wanted]
-        handle.start()
+        if target == "cpu":
+            handle.start()
     except BaseException:
         handle.close()
         raise
-    return _Opened(handle, selected, framework, target)
+    return _Opened(handle, selected, framework, target, options)
 
 
 def _progress_bar(total: Optional[int]):
@@ -159,20 +163,49 @@ def _progress_bar(total: Optional[int]):
 
 
 def _iterate(opened: _Opened, progress: bool):
-    handle = opened.handle
     bar = _progress_bar(sum(info.nbytes for _, info in opened.selected) if progress else None)
     try:
-        for item in handle:
-            value = item.to_torch() if opened.framework == "pt" else item.to_numpy()
-            if opened.device != "cpu":
-                value = value.to(opened.device)
+        for name, value, nbytes in (_host_items(opened) if opened.device == "cpu"
+                                    else _device_items(opened)):
             if bar is not None:
-                bar.update(item.nbytes)
-            yield item.name, value
+                bar.update(nbytes)
+            yield name, value
     finally:
-        handle.close()
+        opened.handle.close()
         if bar is not None:
             bar.close()
+
+
+def _host_items(opened: _Opened):
+    for item in opened.handle:
+        value = item.to_torch() if opened.framework == "pt" else item.to_numpy()
+        yield item.name, value, item.nbytes
+
+
+def _device_items(opened: _Opened):
+    """CUDA: one device stream per file, whose tensors are allocated on the device just
+    before that file streams into them."""
+    by_uri = {}
+    for uri, info in opened.selected:
+        by_uri.setdefault(uri, []).append(info)
+    for uri, infos in by_uri.items():
+        yield from device_file_items(uri, infos, opened.device, opened.options)
+
+
+def device_file_items(uri, infos: list, device: str, options: dict):
+    """Streams the tensors ``infos`` of one file straight into new torch tensors on
+    ``device``; yields ``(name, tensor, nbytes)`` in completion order."""
+    import torch
+
+    if device == "cuda":  # torch's meaning: the current device
+        device = f"cuda:{torch.cuda.current_device()}"
+    with Stream(device=device, **options) as handle:
+        index = handle.add_file(uri)
+        handle.select(index, [info.name for info in infos])
+        destinations = handle.allocate_destinations(index, infos, device)
+        handle.start()
+        for item in handle:
+            yield item.name, destinations.pop(item.index), item.nbytes
 
 
 def inspect(path: PathLike, *, s3_credentials: Optional[S3Credentials] = None) -> list:

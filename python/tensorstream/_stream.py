@@ -92,8 +92,10 @@ class Delivered(NamedTuple):
 
 
 def _apply_options(options, *, concurrency, chunk_bytes, memory_limit, direct_io,
-                   s3_credentials) -> None:
+                   s3_credentials, device) -> None:
     lib = _capi.lib()
+    if device is not None:
+        _capi.check(lib.tensorstream_options_set_device(options, str(device).encode()))
     if concurrency is not None:
         _capi.check(lib.tensorstream_options_set_concurrency(options, int(concurrency)))
     if chunk_bytes is not None:
@@ -116,20 +118,24 @@ class Stream:
     Options are read from the environment (RUNAI_STREAMER_CONCURRENCY,
     RUNAI_STREAMER_CHUNK_BYTESIZE, RUNAI_STREAMER_MEMORY_LIMIT, TENSORSTREAM_DIRECT_IO)
     when the Stream is created; keyword arguments that are not None override them.
+    With ``device="cuda:N"`` the library streams through pinned staging straight into
+    device memory: give each tensor a destination with ``set_destination`` before
+    ``start`` (see ``allocate_destinations``); delivered items then carry no buffer.
     A Stream is driven by one thread. ``close()`` (or leaving a ``with`` block) stops the
     reader threads; tensors already delivered stay valid.
     """
 
     def __init__(self, *, concurrency: Optional[int] = None, chunk_bytes: Optional[int] = None,
                  memory_limit: Optional[int] = None, direct_io: Optional[bool] = None,
-                 s3_credentials: Optional[S3Credentials] = None) -> None:
+                 s3_credentials: Optional[S3Credentials] = None,
+                 device: Optional[str] = None) -> None:
         lib = _capi.lib()
         options = _capi.OptionsP()
         _capi.check(lib.tensorstream_options_create(byref(options)))
         try:
             _apply_options(options, concurrency=concurrency, chunk_bytes=chunk_bytes,
                            memory_limit=memory_limit, direct_io=direct_io,
-                           s3_credentials=s3_credentials)
+                           s3_credentials=s3_credentials, device=device)
             handle = _capi.StreamP()
             _capi.check(lib.tensorstream_stream_create(options, byref(handle)))
         finally:
@@ -175,6 +181,32 @@ class Stream:
         array = (c_char_p * len(encoded))(*encoded)
         _capi.check(_capi.lib().tensorstream_stream_select(
             self._live, file_index, array, len(encoded)))
+
+    def set_destination(self, file_index: int, tensor_index: int, device_ptr: int) -> None:
+        """Device streams: the tensor's bytes go to ``device_ptr`` (caller-owned device
+        memory of at least the tensor's size, e.g. a torch tensor's ``data_ptr()``)."""
+        _capi.check(_capi.lib().tensorstream_stream_set_destination(
+            self._live, file_index, tensor_index, ctypes.c_void_p(device_ptr)))
+
+    def allocate_destinations(self, file_index: int, infos: Iterable[TensorInfo],
+                              device: str) -> dict:
+        """Allocates a torch tensor on ``device`` for each of ``infos`` (exact dtype and
+        shape) and makes it the tensor's destination. Returns ``{tensor index: tensor}``;
+        index i refers to ``self.tensors(file_index)[i]``."""
+        import torch
+
+        all_infos = self.tensors(file_index)
+        position = {info.name: i for i, info in enumerate(all_infos)}
+        out = {}
+        for info in infos:
+            where = f"tensor '{info.name}'"
+            tensor = torch.empty(_dtypes.python_shape(info.dtype, info.shape, where),
+                                 dtype=_dtypes.torch_dtype(info.dtype, where), device=device)
+            index = position[info.name]
+            if info.nbytes:
+                self.set_destination(file_index, index, tensor.data_ptr())
+            out[index] = tensor
+        return out
 
     def file_count(self) -> int:
         count = c_size_t()
@@ -238,10 +270,12 @@ def _deliver(lib, tensor) -> Delivered:
         ndim = lib.tensorstream_tensor_ndim(tensor)
         shape = tuple(lib.tensorstream_tensor_shape(tensor)[:ndim]) if ndim else ()
         nbytes = lib.tensorstream_tensor_nbytes(tensor)
+        on_device = lib.tensorstream_tensor_device(tensor) >= 0
         fields = (lib.tensorstream_tensor_file_index(tensor), lib.tensorstream_tensor_index(tensor),
                   lib.tensorstream_tensor_name(tensor).decode(),
                   lib.tensorstream_tensor_dtype(tensor).decode(), shape, nbytes)
-        if nbytes == 0:
+        if nbytes == 0 or on_device:
+            # Device bytes live in the destination the caller allocated.
             lib.tensorstream_tensor_release(tensor)
             return Delivered(*fields, None)
         lib.tensorstream_tensor_keep(tensor)

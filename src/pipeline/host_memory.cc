@@ -48,9 +48,7 @@ HostBuffer::HostBuffer(std::shared_ptr<HostMemory> memory, char* data, uint64_t 
     : memory_(std::move(memory)), data_(data), capacity_(capacity), mapped_(mapped),
       holders_(holders) {}
 
-HostBuffer::~HostBuffer() {
-  memory_->Return(data_, capacity_, mapped_, accounted_, /*cacheable=*/mapped_ && !kept_);
-}
+HostBuffer::~HostBuffer() { memory_->Return(data_, capacity_, mapped_, accounted_); }
 
 void HostBuffer::HolderDone(bool kept) {
   std::lock_guard lock(mu_);
@@ -123,16 +121,19 @@ void HostMemory::UnaccountLocked(uint64_t capacity) {
   changed_.notify_all();
 }
 
-void HostMemory::Return(char* data, uint64_t capacity, bool mapped, bool accounted,
-                        bool cacheable) {
+void HostMemory::Return(char* data, uint64_t capacity, bool mapped, bool accounted) {
   {
     std::lock_guard lock(mu_);
     if (accounted) UnaccountLocked(capacity);
-    // With a limit, caching keeps the total unchanged; without one, the cache is capped.
-    if (cacheable && accounted && !cancelled_ &&
-        (limit_ >= 0 || cached_ + capacity <= cache_cap_)) {
+    // Cached only while the total stays under the limit (or, without one, the cache cap).
+    // That includes buffers the caller kept: once their tensors die, their memory is as
+    // good as any for the next group.
+    const bool room = limit_ >= 0 ? in_use_ + cached_ + capacity <= static_cast<uint64_t>(limit_)
+                                  : cached_ + capacity <= cache_cap_;
+    if (mapped && !cancelled_ && room) {
       cache_.push_back({data, capacity});
       cached_ += capacity;
+      peak_ = std::max(peak_, in_use_ + cached_);
       return;
     }
   }

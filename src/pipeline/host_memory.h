@@ -10,8 +10,8 @@
 // Why a cache: a consumer that releases tensors right away (the CLI, C users copying into
 // their own memory) would otherwise pay page faults and kernel zeroing for every fresh
 // buffer, which costs as much as the read itself when the data is in the page cache.
-// Buffers of tensors the caller *keeps* leave the accounting at keep time and are freed,
-// never cached, when the caller drops them.
+// Buffers of tensors the caller *keeps* leave the accounting at keep time; when the caller
+// drops them they return to the cache if it has room under the limit, else are freed.
 //
 // Thread-safe. Shared (shared_ptr) by the stream and every HostBuffer, since delivered
 // tensors may outlive the stream.
@@ -85,7 +85,7 @@ class HostMemory : public std::enable_shared_from_this<HostMemory> {
     char* data;
     uint64_t capacity;
   };
-  void Return(char* data, uint64_t capacity, bool mapped, bool accounted, bool cacheable);
+  void Return(char* data, uint64_t capacity, bool mapped, bool accounted);
   void UnaccountLocked(uint64_t capacity);
 
   const int64_t limit_;

@@ -27,6 +27,7 @@ Plan MakePlan(std::vector<Item> items, const std::vector<FilePlanInput>& files,
               const PlanLimits& limits) {
   Plan plan;
   plan.items = std::move(items);
+  plan.item_group.assign(plan.items.size(), 0);
   for (size_t f = 0; f < files.size(); ++f) {
     const FilePlanInput& file = files[f];
     const uint64_t align = std::max<uint64_t>(1, file.alignment);
@@ -41,6 +42,7 @@ Plan MakePlan(std::vector<Item> items, const std::vector<FilePlanInput>& files,
       open.end = AlignUp(open.end, align);
       const auto index = static_cast<uint32_t>(plan.groups.size());
       CutIntoChunks(plan, open, index, chunk_bytes);
+      for (const size_t i : open.items) plan.item_group[i] = index;
       plan.groups.push_back(std::move(open));
       open = ReadGroup();
       has_open = false;

@@ -58,6 +58,7 @@ struct Plan {
   std::vector<Item> items;
   std::vector<ReadGroup> groups;  // in file order, then offset order
   std::vector<Chunk> chunks;      // group by group
+  std::vector<uint32_t> item_group;  // the group of each item
 };
 
 // Builds groups and chunks for `items` (consumed) of the given files.

@@ -8,6 +8,7 @@ namespace tensorstream {
 
 namespace {
 constexpr uint64_t kMinBufferAlignment = 64;
+constexpr uint64_t kMinReadAheadWindow = 256ull << 20;
 }
 
 Streamer::Streamer(StreamOptions options)
@@ -170,9 +171,9 @@ Status Streamer::Start() {
     const auto cap = static_cast<uint64_t>(limit);
     limits.max_group_bytes = std::max<uint64_t>(cap >= (1u << 20) ? cap / 4096 * 4096 : cap, 1);
   }
-  const uint64_t cache_cap = std::max<uint64_t>(
-      64ull << 20, 2ull * static_cast<uint64_t>(options_.concurrency) * largest_chunk);
-  memory_ = std::make_shared<HostMemory>(limit, cache_cap);
+  const uint64_t in_flight = static_cast<uint64_t>(options_.concurrency) * largest_chunk;
+  if (limit < 0) read_ahead_window_ = std::max({kMinReadAheadWindow, 4 * in_flight, largest});
+  memory_ = std::make_shared<HostMemory>(limit, std::max(read_ahead_window_, 2 * in_flight));
   plan_ = std::make_shared<const Plan>(MakePlan(std::move(items), inputs, limits));
   return LaunchReaders(readers);
 }
@@ -337,6 +338,7 @@ bool Streamer::TakeChunk(ChunkTask* task) {
       // First chunk of the group: wait until its buffer fits under the limit. Holding
       // schedule_mu_ while waiting is deliberate: groups start in plan order, and the
       // other readers have nothing to take until this one fits.
+      if (!WaitForReadAhead(g)) return false;
       const uint64_t alignment = std::max(kMinBufferAlignment,
                                           files_[group.file_index].source->RequiredAlignment());
       auto buffer =
@@ -366,6 +368,19 @@ bool Streamer::TakeChunk(ChunkTask* task) {
   }
 }
 
+bool Streamer::WaitForReadAhead(uint32_t g) {
+  const uint64_t bytes = plan_->groups[g].bytes();
+  std::unique_lock lock(queue_mu_);
+  taken_cv_.wait(lock, [&] {
+    return cancelled_.load(std::memory_order_acquire) || read_ahead_window_ == 0 ||
+           ahead_bytes_ + bytes <= read_ahead_window_;
+  });
+  if (cancelled_.load(std::memory_order_acquire)) return false;
+  ahead_bytes_ += bytes;
+  groups_[g].items_untaken = static_cast<uint32_t>(plan_->groups[g].items.size());
+  return true;
+}
+
 void Streamer::FinishChunk(uint32_t chunk) {
   const uint32_t g = plan_->chunks[chunk].group;
   if (groups_[g].chunks_left.fetch_sub(1, std::memory_order_acq_rel) == 1) DeliverGroup(g);
@@ -392,12 +407,15 @@ void Streamer::DeliverGroup(uint32_t g) {
 
 void Streamer::Fail(const Status& status) {
   {
+    // Set under queue_mu_ so that a reader between checking and waiting on taken_cv_
+    // cannot miss it.
     std::lock_guard lock(queue_mu_);
     if (error_.ok()) error_ = status;
+    cancelled_.store(true, std::memory_order_release);
   }
-  cancelled_.store(true, std::memory_order_release);
   if (memory_) memory_->Cancel();
   queue_cv_.notify_all();
+  taken_cv_.notify_all();
 }
 
 void Streamer::Cancel() { Fail(Cancelled("stream cancelled")); }
@@ -413,6 +431,13 @@ Result<std::unique_ptr<DeliveredTensor>> Streamer::Next() {
     std::unique_ptr<DeliveredTensor> tensor = std::move(completed_.front());
     completed_.pop_front();
     ++delivered_;
+    if (cuda_ == nullptr) {
+      const uint32_t g = plan_->item_group[tensor->plan_index()];
+      if (--groups_[g].items_untaken == 0) {
+        ahead_bytes_ -= plan_->groups[g].bytes();
+        taken_cv_.notify_all();
+      }
+    }
     return tensor;
   }
   if (!error_.ok()) return error_;

@@ -46,6 +46,7 @@ class DeliveredTensor {
   DeliveredTensor& operator=(const DeliveredTensor&) = delete;
 
   const Item& item() const { return plan_->items[item_]; }
+  size_t plan_index() const { return item_; }
   int device() const { return device_; }  // -1: host memory
   const void* data() const { return data_; }
 
@@ -115,6 +116,7 @@ class Streamer {
   struct GroupState {
     std::shared_ptr<HostBuffer> buffer;
     std::atomic<uint32_t> chunks_left{0};
+    uint32_t items_untaken = 0;  // guarded by queue_mu_
   };
   struct ChunkTask {
     uint32_t chunk = 0;
@@ -134,6 +136,9 @@ class Streamer {
   // Hands out the next chunk in plan order, reserving and allocating its group's buffer
   // first when it is the group's first chunk. False when nothing is left or stopping.
   bool TakeChunk(ChunkTask* task);
+  // Blocks while group `g` would put the readers more than the window ahead of the
+  // consumer, then counts it as ahead. False when cancelled.
+  bool WaitForReadAhead(uint32_t g);
   void FinishChunk(uint32_t chunk);
   void DeliverGroup(uint32_t group);
   void Fail(const Status& status);
@@ -167,6 +172,12 @@ class Streamer {
   std::condition_variable queue_cv_;
   std::deque<std::unique_ptr<DeliveredTensor>> completed_;
   Status error_;  // first error, or Cancelled
+  // Without a memory limit, readers still stay at most read_ahead_window_ bytes of groups
+  // ahead of what the consumer has taken (0: no window): reading further ahead cannot
+  // speed the consumer up, and staying close lets released buffers be reused.
+  uint64_t read_ahead_window_ = 0;
+  uint64_t ahead_bytes_ = 0;  // bytes of groups acquired with tensors not all taken
+  std::condition_variable taken_cv_;
   size_t delivered_ = 0;
   size_t total_items_ = 0;
 };

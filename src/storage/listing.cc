@@ -5,7 +5,9 @@
 #include <filesystem>
 #include <system_error>
 
+#ifdef TENSORSTREAM_WITH_S3
 #include "storage/s3/s3_list.h"
+#endif
 
 namespace tensorstream {
 
@@ -59,12 +61,15 @@ Result<std::vector<ObjectInfo>> ListLocal(const std::string& uri, bool recursive
 
 }  // namespace
 
-Result<std::vector<ObjectInfo>> ListUri(const std::string& uri, const StorageOptions& options,
+Result<std::vector<ObjectInfo>> ListUri(const std::string& uri,
+                                        [[maybe_unused]] const StorageOptions& options,
                                         bool recursive) {
   if (uri.empty()) return InvalidArgument("empty path");
   const std::string scheme = UriScheme(uri);
   if (scheme.empty()) return ListLocal(uri, recursive);
+#ifdef TENSORSTREAM_WITH_S3
   if (scheme == "s3") return s3::ListObjects(uri, options, recursive);
+#endif
   return InvalidArgument(uri + ": listing is not supported for '" + scheme + "://' URIs");
 }
 

@@ -4,7 +4,9 @@
 #include <string_view>
 
 #include "storage/local/local_source.h"
+#ifdef TENSORSTREAM_WITH_S3
 #include "storage/s3/s3_source.h"
+#endif
 #include "storage/source.h"
 
 namespace tensorstream {
@@ -21,7 +23,9 @@ struct SchemeEntry {
 
 constexpr SchemeEntry kSchemes[] = {
     {"", &OpenLocalSource},
+#ifdef TENSORSTREAM_WITH_S3
     {"s3", &OpenS3Source},
+#endif
 };
 
 }  // namespace
