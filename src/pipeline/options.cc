@@ -53,6 +53,9 @@ Result<StreamOptions> StreamOptionsFromEnvironment() {
   int direct = 0;
   TS_RETURN_IF_ERROR(ReadEnvInteger("TENSORSTREAM_DIRECT_IO", &direct));
   options.storage.direct_io = direct != 0;
+  int map_files = 1;
+  TS_RETURN_IF_ERROR(ReadEnvInteger("TENSORSTREAM_MMAP", &map_files));
+  options.map_files = map_files != 0;
   TS_RETURN_IF_ERROR(ValidateOptions(options).WithContext("from the environment"));
   return options;
 }

@@ -24,6 +24,9 @@ struct StreamOptions {
   int64_t memory_limit = kUnlimitedMemory;  // -1 unlimited, 0 largest tensor, N bytes
   StorageOptions storage;
   int device = -1;  // -1: host memory; N: CUDA device N (through pinned staging)
+  // Host streams without a memory limit hand out local files' tensors as views of a
+  // copy-on-write mapping of the file (no copy at all); off: always read into buffers.
+  bool map_files = true;
   // The CUDA runtime to use; null loads the real one at Start (tests inject a fake).
   std::shared_ptr<CudaApi> cuda;
 };
@@ -32,7 +35,7 @@ struct StreamOptions {
 Status ValidateOptions(const StreamOptions& options);
 
 // Defaults overridden by RUNAI_STREAMER_CONCURRENCY, RUNAI_STREAMER_CHUNK_BYTESIZE,
-// RUNAI_STREAMER_MEMORY_LIMIT and TENSORSTREAM_DIRECT_IO. A value that does not parse,
+// RUNAI_STREAMER_MEMORY_LIMIT, TENSORSTREAM_DIRECT_IO and TENSORSTREAM_MMAP. A value that does not parse,
 // or is out of range, is an error naming the variable (never silently ignored).
 Result<StreamOptions> StreamOptionsFromEnvironment();
 

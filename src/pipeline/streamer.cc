@@ -174,6 +174,15 @@ Status Streamer::Start() {
   const uint64_t in_flight = static_cast<uint64_t>(options_.concurrency) * largest_chunk;
   if (limit < 0) read_ahead_window_ = std::max({kMinReadAheadWindow, 4 * in_flight, largest});
   memory_ = std::make_shared<HostMemory>(limit, std::max(read_ahead_window_, 2 * in_flight));
+  if (limit < 0 && options_.map_files) {
+    // Without a limit, tensors of mappable (local, buffered) files are views of the page
+    // cache: readers only make the pages resident, and nothing is copied.
+    // A file that cannot be mapped (object store, O_DIRECT, mmap refused) is read.
+    for (StreamFile& file : files_) {
+      auto mapping = file.source->Map();
+      if (mapping.ok()) file.mapping = std::move(mapping).value();
+    }
+  }
   plan_ = std::make_shared<const Plan>(MakePlan(std::move(items), inputs, limits));
   return LaunchReaders(readers);
 }
@@ -307,8 +316,11 @@ void Streamer::HostReaderLoop() {
   while (TakeChunk(&task)) {
     const Chunk& chunk = plan_->chunks[task.chunk];
     const ReadGroup& group = plan_->groups[chunk.group];
-    Source& source = *files_[group.file_index].source;
-    const Status status = source.ReadAt(chunk.offset, chunk.length, task.dst, cancelled_);
+    const StreamFile& file = files_[group.file_index];
+    const Status status =
+        file.mapping != nullptr
+            ? file.mapping->Populate(chunk.offset, chunk.length).WithContext(file.uri)
+            : file.source->ReadAt(chunk.offset, chunk.length, task.dst, cancelled_);
     if (!status.ok()) {
       Fail(status);
       return;
@@ -330,6 +342,15 @@ bool Streamer::TakeChunk(ChunkTask* task) {
       // Device mode: chunks go through the readers' staging slots, not a group buffer.
       state.chunks_left.store(group.chunk_count, std::memory_order_relaxed);
       if (group.chunk_count == 0) {  // only zero-size tensors
+        ++next_group_;
+        DeliverGroup(g);
+        continue;
+      }
+    } else if (next_chunk_in_group_ == 0 && files_[group.file_index].mapping != nullptr) {
+      // Mapped file: the group's bytes are already in memory once populated.
+      if (!WaitForReadAhead(g)) return false;
+      state.chunks_left.store(group.chunk_count, std::memory_order_relaxed);
+      if (group.chunk_count == 0) {
         ++next_group_;
         DeliverGroup(g);
         continue;
@@ -359,7 +380,7 @@ bool Streamer::TakeChunk(ChunkTask* task) {
     }
     const Chunk& chunk = plan_->chunks[group.first_chunk + next_chunk_in_group_];
     task->chunk = group.first_chunk + next_chunk_in_group_;
-    task->dst = cuda_ != nullptr ? nullptr : state.buffer->data() + (chunk.offset - group.begin);
+    task->dst = state.buffer == nullptr ? nullptr : state.buffer->data() + (chunk.offset - group.begin);
     if (++next_chunk_in_group_ == group.chunk_count) {
       ++next_group_;
       next_chunk_in_group_ = 0;
@@ -392,10 +413,14 @@ void Streamer::DeliverGroup(uint32_t g) {
   {
     std::lock_guard lock(queue_mu_);
     for (const size_t i : group.items) {
+      const std::shared_ptr<const FileMapping>& mapping = files_[group.file_index].mapping;
       if (cuda_ != nullptr) {
         completed_.push_back(std::make_unique<DeliveredTensor>(plan_, i, nullptr,
                                                                item_destinations_[i], item_owners_[i],
                                                                options_.device));
+      } else if (mapping != nullptr) {
+        completed_.push_back(std::make_unique<DeliveredTensor>(
+            plan_, i, nullptr, mapping->data() + plan_->items[i].offset, mapping));
       } else {
         const char* data = buffer->data() + (plan_->items[i].offset - group.begin);
         completed_.push_back(std::make_unique<DeliveredTensor>(plan_, i, buffer, data));

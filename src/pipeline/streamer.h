@@ -29,16 +29,17 @@
 
 namespace tensorstream {
 
-// A tensor whose bytes are complete in host memory (a share of its group's HostBuffer)
-// or in device memory (the caller's destination, or memory the stream allocated, which
-// `device_owner` frees). The data pointer is valid as long as this object.
+// A tensor whose bytes are complete in host memory (a share of its group's HostBuffer, or
+// a view of a file mapping that `owner` keeps alive) or in device memory (the caller's
+// destination, or memory the stream allocated, which `owner` frees). The data pointer is
+// valid as long as this object.
 class DeliveredTensor {
  public:
   DeliveredTensor(std::shared_ptr<const Plan> plan, size_t item,
                   std::shared_ptr<HostBuffer> buffer, const void* data,
-                  std::shared_ptr<void> device_owner = nullptr, int device = -1)
+                  std::shared_ptr<const void> owner = nullptr, int device = -1)
       : plan_(std::move(plan)), item_(item), buffer_(std::move(buffer)), data_(data),
-        device_owner_(std::move(device_owner)), device_(device) {}
+        owner_(std::move(owner)), device_(device) {}
   ~DeliveredTensor() {
     if (!done_ && buffer_) buffer_->HolderDone(/*kept=*/false);
   }
@@ -60,9 +61,9 @@ class DeliveredTensor {
  private:
   std::shared_ptr<const Plan> plan_;
   size_t item_;
-  std::shared_ptr<HostBuffer> buffer_;  // null for device tensors
+  std::shared_ptr<HostBuffer> buffer_;  // null for mapped and device tensors
   const void* data_;
-  std::shared_ptr<void> device_owner_;
+  std::shared_ptr<const void> owner_;
   int device_;
   bool done_ = false;
 };
@@ -74,6 +75,7 @@ struct StreamFile {
   std::string metadata_json = "{}";
   std::vector<size_t> selection;  // indices into items; all of them unless Select()ed
   std::vector<void*> destinations;  // device mode: caller's device memory per item, or null
+  std::shared_ptr<const FileMapping> mapping;  // set by Start() when tensors are views of it
 };
 
 class Streamer {

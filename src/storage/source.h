@@ -32,6 +32,8 @@ struct StorageOptions {
   S3Config s3;
 };
 
+class FileMapping;
+
 class Source {
  public:
   virtual ~Source() = default;
@@ -57,6 +59,31 @@ class Source {
 
   // A good read size for this storage when the caller has no preference.
   virtual uint64_t PreferredChunkBytes() const { return 2u << 20; }
+
+  // The whole file mapped into memory (copy-on-write: writes through the mapping never
+  // reach the file), or null when this source cannot be mapped (object stores, O_DIRECT).
+  // The mapping stays valid as long as the returned pointer, also beyond the Source.
+  virtual Result<std::shared_ptr<const FileMapping>> Map() { return {nullptr}; }
+};
+
+// A file's bytes mapped into memory (see Source::Map).
+class FileMapping {
+ public:
+  FileMapping(const char* data, uint64_t size) : data_(data), size_(size) {}
+  ~FileMapping();
+  FileMapping(const FileMapping&) = delete;
+  FileMapping& operator=(const FileMapping&) = delete;
+
+  const char* data() const { return data_; }
+  uint64_t size() const { return size_; }
+
+  // Makes [offset, offset + length) resident (reading from storage what is not in the
+  // page cache), so that later accesses do not fault. Thread-safe.
+  Status Populate(uint64_t offset, uint64_t length) const;
+
+ private:
+  const char* const data_;
+  const uint64_t size_;
 };
 
 // ReadAt for callers with arbitrary offsets and lengths (headers, tests): when the source

@@ -85,7 +85,7 @@ def test_stream_object_exposes_the_c_api(tmp_path):
     path = str(tmp_path / "meta.safetensors")
     safetensors.torch.save_file({"a": torch.ones(3), "b": torch.zeros(5)}, path,
                                 metadata={"format": "pt"})
-    with tensorstream.Stream(memory_limit=-1) as stream:
+    with tensorstream.Stream(memory_limit=1 << 20) as stream:
         index = stream.add_file(path)
         assert stream.file_count() == 1
         assert stream.metadata(index) == {"format": "pt"}

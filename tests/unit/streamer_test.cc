@@ -286,6 +286,45 @@ TEST(Streamer, ManyStreamersAtOnce) {
   EXPECT_EQ(failures.load(), 0);
 }
 
+TEST(Streamer, MappedTensorsAreCopyOnWriteAndOutliveTheStream) {
+  const std::vector<TestTensor> tensors = {MakeTensor("a", "F32", {1000}, 1),
+                                           MakeTensor("b", "U8", {3 << 20}, 2)};
+  const std::string path = WriteModel("mapped", tensors);
+  std::vector<std::unique_ptr<DeliveredTensor>> kept;
+  {
+    Streamer streamer(Options(2, -1));
+    ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
+    ASSERT_TRUE(streamer.Start().ok());
+    while (true) {
+      auto next = streamer.Next();
+      ASSERT_TRUE(next.ok()) << next.status().message();
+      if (*next == nullptr) break;
+      kept.push_back(std::move(next).value());
+    }
+    EXPECT_EQ(streamer.peak_reserved_bytes(), 0u);  // views of the page cache, no buffers
+  }
+  ASSERT_EQ(kept.size(), 2u);
+  for (auto& t : kept) {
+    EXPECT_EQ(std::string(static_cast<const char*>(t->data()), t->item().nbytes),
+              tensors[t->item().index].bytes);
+    const_cast<char*>(static_cast<const char*>(t->data()))[0] ^= 0x5a;  // a caller's write
+  }
+  Streamer again(Options(1, -1));  // the file itself is unchanged
+  ASSERT_TRUE(again.AddSafetensorsFile(path).ok());
+  ExpectSame(tensors, StreamAll(again));
+}
+
+TEST(Streamer, CopyModeWithoutLimitWhenMappingIsOff) {
+  const auto tensors = MixedTensors();
+  const std::string path = WriteModel("nomap", tensors);
+  StreamOptions options = Options(4, -1);
+  options.map_files = false;
+  Streamer streamer(options);
+  ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
+  ExpectSame(tensors, StreamAll(streamer));
+  EXPECT_GT(streamer.peak_reserved_bytes(), 0u);
+}
+
 TEST(Streamer, MissingFileNamesThePath) {
   Streamer streamer(Options(1, -1));
   const auto status = streamer.AddSafetensorsFile("/nonexistent/dir/model.safetensors");

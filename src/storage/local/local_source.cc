@@ -1,6 +1,7 @@
 #include "storage/local/local_source.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,6 +26,16 @@ class LocalSource final : public Source {
   const std::string& uri() const override { return uri_; }
   uint64_t Size() const override { return size_; }
   uint64_t RequiredAlignment() const override { return direct_ ? kDirectIoAlignment : 1; }
+
+  Result<std::shared_ptr<const FileMapping>> Map() override {
+    if (direct_) return {nullptr};  // O_DIRECT asks to bypass the page cache
+    if (size_ == 0) return std::make_shared<const FileMapping>(nullptr, 0);
+    // MAP_PRIVATE + PROT_WRITE: callers may modify their tensors (copy-on-write) while
+    // the file stays untouched.
+    void* data = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd_, 0);
+    if (data == MAP_FAILED) return ErrnoStatus(errno, uri_ + ": cannot map");
+    return std::make_shared<const FileMapping>(static_cast<const char*>(data), size_);
+  }
 
   Status ReadAt(uint64_t offset, uint64_t length, void* dst,
                 const std::atomic<bool>& /*cancelled*/) override {
