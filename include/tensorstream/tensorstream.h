@@ -93,8 +93,7 @@ TENSORSTREAM_API int tensorstream_options_set_chunk_bytes(tensorstream_options* 
 TENSORSTREAM_API int tensorstream_options_set_memory_limit(tensorstream_options* options,
                                                            int64_t memory_limit);
 /* 0 buffered reads (page cache), 1 O_DIRECT for local files. */
-TENSORSTREAM_API int tensorstream_options_set_direct_io(tensorstream_options* options,
-                                                        int enabled);
+TENSORSTREAM_API int tensorstream_options_set_direct_io(tensorstream_options* options, int enabled);
 /* Where tensors are delivered: "cpu" (default) or "cuda" / "cuda:N". With a CUDA device,
  * chunks go through a small pinned staging area (counted against the memory limit) and
  * asynchronous copies into device memory; the CUDA runtime is loaded at run time, and
@@ -181,8 +180,7 @@ TENSORSTREAM_API int tensorstream_stream_cancel(tensorstream_stream* stream);
 
 /* Bytes read so far, and the peak of bytes reserved against the memory limit. */
 TENSORSTREAM_API int tensorstream_stream_stats(const tensorstream_stream* stream,
-                                               uint64_t* bytes_read,
-                                               uint64_t* peak_reserved_bytes);
+                                               uint64_t* bytes_read, uint64_t* peak_reserved_bytes);
 
 /* ----------------------------------------------------------------------------------------
  * Completed tensors. The data pointer stays valid until tensorstream_tensor_release.

@@ -1,7 +1,5 @@
 // The C API: the only place where C++ exceptions are caught and Status values become
 // integer codes plus a thread-local message. Every entry point goes through Guard().
-#include "tensorstream/tensorstream.h"
-
 #include <exception>
 #include <new>
 #include <string>
@@ -10,15 +8,17 @@
 #include "cuda/cuda_api.h"
 #include "pipeline/download.h"
 #include "pipeline/options.h"
-#include "storage/listing.h"
 #include "pipeline/streamer.h"
+#include "storage/listing.h"
+#include "tensorstream/tensorstream.h"
 
 struct tensorstream_options {
   tensorstream::StreamOptions options;
 };
 
 struct tensorstream_stream {
-  explicit tensorstream_stream(tensorstream::StreamOptions options) : streamer(std::move(options)) {}
+  explicit tensorstream_stream(tensorstream::StreamOptions options)
+      : streamer(std::move(options)) {}
   tensorstream::Streamer streamer;
 };
 
@@ -65,8 +65,7 @@ Status CheckFileIndex(const tensorstream_stream* stream, size_t file_index) {
   if (file_index >= stream->streamer.file_count()) {
     return tensorstream::InvalidArgument("file index " + std::to_string(file_index) +
                                          " out of range (" +
-                                         std::to_string(stream->streamer.file_count()) +
-                                         " files)");
+                                         std::to_string(stream->streamer.file_count()) + " files)");
   }
   return Status::Ok();
 }
@@ -94,20 +93,34 @@ const char* tensorstream_last_error(void) { return g_last_error.c_str(); }
 
 const char* tensorstream_status_name(int status) {
   switch (status) {
-    case TENSORSTREAM_OK: return "OK";
-    case TENSORSTREAM_END_OF_STREAM: return "END_OF_STREAM";
-    case TENSORSTREAM_INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case TENSORSTREAM_NOT_FOUND: return "NOT_FOUND";
-    case TENSORSTREAM_PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case TENSORSTREAM_FORMAT_ERROR: return "FORMAT_ERROR";
-    case TENSORSTREAM_IO_ERROR: return "IO_ERROR";
-    case TENSORSTREAM_MEMORY_LIMIT: return "MEMORY_LIMIT";
-    case TENSORSTREAM_OUT_OF_MEMORY: return "OUT_OF_MEMORY";
-    case TENSORSTREAM_CANCELLED: return "CANCELLED";
-    case TENSORSTREAM_FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-    case TENSORSTREAM_UNAVAILABLE: return "UNAVAILABLE";
-    case TENSORSTREAM_INTERNAL: return "INTERNAL";
-    default: return "UNKNOWN";
+    case TENSORSTREAM_OK:
+      return "OK";
+    case TENSORSTREAM_END_OF_STREAM:
+      return "END_OF_STREAM";
+    case TENSORSTREAM_INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case TENSORSTREAM_NOT_FOUND:
+      return "NOT_FOUND";
+    case TENSORSTREAM_PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case TENSORSTREAM_FORMAT_ERROR:
+      return "FORMAT_ERROR";
+    case TENSORSTREAM_IO_ERROR:
+      return "IO_ERROR";
+    case TENSORSTREAM_MEMORY_LIMIT:
+      return "MEMORY_LIMIT";
+    case TENSORSTREAM_OUT_OF_MEMORY:
+      return "OUT_OF_MEMORY";
+    case TENSORSTREAM_CANCELLED:
+      return "CANCELLED";
+    case TENSORSTREAM_FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case TENSORSTREAM_UNAVAILABLE:
+      return "UNAVAILABLE";
+    case TENSORSTREAM_INTERNAL:
+      return "INTERNAL";
+    default:
+      return "UNKNOWN";
   }
 }
 
@@ -158,7 +171,10 @@ int tensorstream_options_set_s3_credentials(tensorstream_options* options,
                                             const char* session_token, const char* region,
                                             const char* endpoint_url) {
   auto assign = [](std::optional<std::string>& field, const char* value) {
-    if (value != nullptr) field = value; else field.reset();
+    if (value != nullptr)
+      field = value;
+    else
+      field.reset();
   };
   return UpdateOptions(options, [&](auto& o) {
     assign(o.storage.s3.access_key_id, access_key_id);
@@ -181,8 +197,7 @@ int tensorstream_stream_create(const tensorstream_options* options, tensorstream
 
 void tensorstream_stream_destroy(tensorstream_stream* stream) { delete stream; }
 
-int tensorstream_stream_add_file(tensorstream_stream* stream, const char* uri,
-                                 size_t* file_index) {
+int tensorstream_stream_add_file(tensorstream_stream* stream, const char* uri, size_t* file_index) {
   return Guard([&]() -> Status {
     if (stream == nullptr) return NullArgument("stream");
     if (uri == nullptr) return NullArgument("uri");
@@ -385,9 +400,8 @@ int tensorstream_listing_is_directory(const tensorstream_listing* l, size_t i) {
   return l->entries[i].is_directory ? 1 : 0;
 }
 
-int tensorstream_download(const tensorstream_options* options, const char* uri,
-                          const char* dst_dir, const char* relative,
-                          tensorstream_progress_fn progress, void* user_data,
+int tensorstream_download(const tensorstream_options* options, const char* uri, const char* dst_dir,
+                          const char* relative, tensorstream_progress_fn progress, void* user_data,
                           uint64_t* bytes_written) {
   return Guard([&]() -> Status {
     if (options == nullptr) return NullArgument("options");

@@ -48,7 +48,9 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-inline Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+inline Status InvalidArgument(std::string m) {
+  return {StatusCode::kInvalidArgument, std::move(m)};
+}
 inline Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
 inline Status FormatError(std::string m) { return {StatusCode::kFormatError, std::move(m)}; }
 inline Status IoError(std::string m) { return {StatusCode::kIoError, std::move(m)}; }
@@ -64,7 +66,7 @@ Status ErrnoStatus(int err, const std::string& what);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}          // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {}  // NOLINT: must not be OK
 
   bool ok() const { return status_.ok(); }
@@ -86,14 +88,15 @@ class [[nodiscard]] Result {
 #define TS_CONCAT(a, b) TS_CONCAT_INNER(a, b)
 
 // Returns the Status from the enclosing function when `expr` is not OK.
-#define TS_RETURN_IF_ERROR(expr)              \
-  do {                                        \
+#define TS_RETURN_IF_ERROR(expr)                \
+  do {                                          \
     ::tensorstream::Status ts_status_ = (expr); \
-    if (!ts_status_.ok()) return ts_status_;  \
+    if (!ts_status_.ok()) return ts_status_;    \
   } while (0)
 
 // `TS_ASSIGN_OR_RETURN(auto x, MakeX());` declares x from a Result or returns its Status.
-#define TS_ASSIGN_OR_RETURN(decl, expr) TS_ASSIGN_OR_RETURN_IMPL(TS_CONCAT(ts_result_, __LINE__), decl, expr)
+#define TS_ASSIGN_OR_RETURN(decl, expr) \
+  TS_ASSIGN_OR_RETURN_IMPL(TS_CONCAT(ts_result_, __LINE__), decl, expr)
 #define TS_ASSIGN_OR_RETURN_IMPL(tmp, decl, expr) \
   auto tmp = (expr);                              \
   if (!tmp.ok()) return tmp.status();             \

@@ -57,13 +57,15 @@ class CudaRuntime final : public CudaApi {
   void HostFreePinned(void* ptr) override { f_.FreeHost(ptr); }
   Result<void*> DeviceAlloc(size_t bytes) override {
     void* ptr = nullptr;
-    TS_RETURN_IF_ERROR(Check(f_.Malloc(&ptr, bytes), "cudaMalloc(" + std::to_string(bytes) + " bytes)"));
+    TS_RETURN_IF_ERROR(
+        Check(f_.Malloc(&ptr, bytes), "cudaMalloc(" + std::to_string(bytes) + " bytes)"));
     return ptr;
   }
   void DeviceFree(void* ptr) override { f_.Free(ptr); }
   Result<StreamHandle> StreamCreate() override {
     void* stream = nullptr;
-    TS_RETURN_IF_ERROR(Check(f_.StreamCreateWithFlags(&stream, kStreamNonBlocking), "cudaStreamCreate"));
+    TS_RETURN_IF_ERROR(
+        Check(f_.StreamCreateWithFlags(&stream, kStreamNonBlocking), "cudaStreamCreate"));
     return stream;
   }
   void StreamDestroy(StreamHandle stream) override { f_.StreamDestroy(stream); }
@@ -72,7 +74,8 @@ class CudaRuntime final : public CudaApi {
   }
   Result<EventHandle> EventCreate() override {
     void* event = nullptr;
-    TS_RETURN_IF_ERROR(Check(f_.EventCreateWithFlags(&event, kEventDisableTiming), "cudaEventCreate"));
+    TS_RETURN_IF_ERROR(
+        Check(f_.EventCreateWithFlags(&event, kEventDisableTiming), "cudaEventCreate"));
     return event;
   }
   void EventDestroy(EventHandle event) override { f_.EventDestroy(event); }
@@ -101,7 +104,8 @@ bool Resolve(void* lib, const char* name, Fn* fn) {
 Result<std::shared_ptr<CudaApi>> Load() {
   std::vector<std::string> names;
   if (const char* path = std::getenv("TENSORSTREAM_CUDART"); path && *path) names.push_back(path);
-  for (const char* n : {"libcudart.so.13", "libcudart.so.12", "libcudart.so.11.0", "libcudart.so"}) {
+  for (const char* n :
+       {"libcudart.so.13", "libcudart.so.12", "libcudart.so.11.0", "libcudart.so"}) {
     names.push_back(n);
   }
   std::string tried;
@@ -119,8 +123,8 @@ Result<std::shared_ptr<CudaApi>> Load() {
   const bool ok = Resolve(lib, "cudaGetDeviceCount", &f.GetDeviceCount) &&
                   Resolve(lib, "cudaSetDevice", &f.SetDevice) &&
                   Resolve(lib, "cudaHostAlloc", &f.HostAlloc) &&
-                  Resolve(lib, "cudaFreeHost", &f.FreeHost) && Resolve(lib, "cudaMalloc", &f.Malloc) &&
-                  Resolve(lib, "cudaFree", &f.Free) &&
+                  Resolve(lib, "cudaFreeHost", &f.FreeHost) &&
+                  Resolve(lib, "cudaMalloc", &f.Malloc) && Resolve(lib, "cudaFree", &f.Free) &&
                   Resolve(lib, "cudaStreamCreateWithFlags", &f.StreamCreateWithFlags) &&
                   Resolve(lib, "cudaStreamDestroy", &f.StreamDestroy) &&
                   Resolve(lib, "cudaMemcpyAsync", &f.MemcpyAsync) &&
@@ -129,7 +133,8 @@ Result<std::shared_ptr<CudaApi>> Load() {
                   Resolve(lib, "cudaEventRecord", &f.EventRecord) &&
                   Resolve(lib, "cudaEventSynchronize", &f.EventSynchronize) &&
                   Resolve(lib, "cudaGetErrorString", &f.GetErrorString);
-  if (!ok) return Unavailable("CUDA is not available: the CUDA runtime lacks " + std::string(::dlerror()));
+  if (!ok)
+    return Unavailable("CUDA is not available: the CUDA runtime lacks " + std::string(::dlerror()));
   auto runtime = std::make_shared<CudaRuntime>(f);
   const Result<int> count_or = runtime->DeviceCount();
   if (!count_or.ok()) return Unavailable("CUDA is not available: " + count_or.status().message());
@@ -158,7 +163,8 @@ Result<int> ParseDevice(const std::string& device) {
   if (device.rfind("cuda:", 0) == 0 && device.size() > 5 && device.size() < 9) {
     int index = 0;
     for (size_t i = 5; i < device.size(); ++i) {
-      if (device[i] < '0' || device[i] > '9') return InvalidArgument("invalid device '" + device + "'");
+      if (device[i] < '0' || device[i] > '9')
+        return InvalidArgument("invalid device '" + device + "'");
       index = index * 10 + (device[i] - '0');
     }
     return index;

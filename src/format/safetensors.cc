@@ -29,8 +29,7 @@ bool AsUnsigned(const json& value, uint64_t* out) {
 }
 
 Result<TensorEntry> ParseTensorEntry(const std::string& file, const std::string& name,
-                                     const json& value, uint64_t data_offset,
-                                     uint64_t data_size) {
+                                     const json& value, uint64_t data_offset, uint64_t data_size) {
   const std::string where = file + ": tensor " + Quote(name);
   if (!value.is_object()) return FormatError(where + ": header entry is not a JSON object");
 

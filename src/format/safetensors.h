@@ -28,7 +28,7 @@ struct TensorEntry {
 };
 
 struct SafetensorsHeader {
-  uint64_t data_offset = 0;         // 8 + N: where the data region starts in the file
+  uint64_t data_offset = 0;          // 8 + N: where the data region starts in the file
   std::vector<TensorEntry> tensors;  // in order of their data offsets
   std::string metadata_json = "{}";  // "__metadata__" re-serialised, "{}" when absent
 };

@@ -39,13 +39,18 @@ void Free(char* data, uint64_t capacity, bool mapped) {
 }
 
 // A cached region serves a request if it wastes at most a quarter of the request.
-bool Fits(uint64_t capacity, uint64_t bytes) { return capacity >= bytes && capacity - bytes <= bytes / 4; }
+bool Fits(uint64_t capacity, uint64_t bytes) {
+  return capacity >= bytes && capacity - bytes <= bytes / 4;
+}
 
 }  // namespace
 
 HostBuffer::HostBuffer(std::shared_ptr<HostMemory> memory, char* data, uint64_t capacity,
                        bool mapped, uint32_t holders)
-    : memory_(std::move(memory)), data_(data), capacity_(capacity), mapped_(mapped),
+    : memory_(std::move(memory)),
+      data_(data),
+      capacity_(capacity),
+      mapped_(mapped),
       holders_(holders) {}
 
 HostBuffer::~HostBuffer() { memory_->Return(data_, capacity_, mapped_, accounted_); }

@@ -31,8 +31,7 @@ Status ReadEnvInteger(const char* name, Int* value) {
 
 Status ValidateOptions(const StreamOptions& o) {
   if (o.concurrency < 1 || o.concurrency > 1024) {
-    return InvalidArgument("concurrency " + std::to_string(o.concurrency) +
-                           " is outside 1..1024");
+    return InvalidArgument("concurrency " + std::to_string(o.concurrency) + " is outside 1..1024");
   }
   if (o.chunk_bytes != 0 && (o.chunk_bytes < 4096 || o.chunk_bytes > (1ull << 30))) {
     return InvalidArgument("chunk size " + std::to_string(o.chunk_bytes) +

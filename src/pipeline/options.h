@@ -19,8 +19,8 @@ inline constexpr int64_t kUnlimitedMemory = -1;
 inline constexpr int64_t kLargestTensorMemory = 0;
 
 struct StreamOptions {
-  int concurrency = kDefaultConcurrency;  // reader threads
-  uint64_t chunk_bytes = 0;               // bytes per read; 0: the storage's preference
+  int concurrency = kDefaultConcurrency;    // reader threads
+  uint64_t chunk_bytes = 0;                 // bytes per read; 0: the storage's preference
   int64_t memory_limit = kUnlimitedMemory;  // -1 unlimited, 0 largest tensor, N bytes
   StorageOptions storage;
   int device = -1;  // -1: host memory; N: CUDA device N (through pinned staging)
@@ -35,8 +35,8 @@ struct StreamOptions {
 Status ValidateOptions(const StreamOptions& options);
 
 // Defaults overridden by RUNAI_STREAMER_CONCURRENCY, RUNAI_STREAMER_CHUNK_BYTESIZE,
-// RUNAI_STREAMER_MEMORY_LIMIT, TENSORSTREAM_DIRECT_IO and TENSORSTREAM_MMAP. A value that does not parse,
-// or is out of range, is an error naming the variable (never silently ignored).
+// RUNAI_STREAMER_MEMORY_LIMIT, TENSORSTREAM_DIRECT_IO and TENSORSTREAM_MMAP. A value that does not
+// parse, or is out of range, is an error naming the variable (never silently ignored).
 Result<StreamOptions> StreamOptionsFromEnvironment();
 
 }  // namespace tensorstream

@@ -49,15 +49,15 @@ struct PlanLimits {
 };
 
 struct FilePlanInput {
-  std::vector<size_t> items;  // indices into the items vector, sorted by offset
-  uint64_t alignment = 1;     // the source's RequiredAlignment()
+  std::vector<size_t> items;          // indices into the items vector, sorted by offset
+  uint64_t alignment = 1;             // the source's RequiredAlignment()
   uint64_t chunk_bytes = 2ull << 20;  // read size; also the coalescing target
 };
 
 struct Plan {
   std::vector<Item> items;
-  std::vector<ReadGroup> groups;  // in file order, then offset order
-  std::vector<Chunk> chunks;      // group by group
+  std::vector<ReadGroup> groups;     // in file order, then offset order
+  std::vector<Chunk> chunks;         // group by group
   std::vector<uint32_t> item_group;  // the group of each item
 };
 

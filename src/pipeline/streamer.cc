@@ -9,10 +9,9 @@ namespace tensorstream {
 namespace {
 constexpr uint64_t kMinBufferAlignment = 64;
 constexpr uint64_t kMinReadAheadWindow = 256ull << 20;
-}
+}  // namespace
 
-Streamer::Streamer(StreamOptions options)
-    : options_(std::move(options)) {}
+Streamer::Streamer(StreamOptions options) : options_(std::move(options)) {}
 
 Streamer::~Streamer() {
   Cancel();
@@ -165,7 +164,8 @@ Status Streamer::Start() {
                       " needs; raise RUNAI_STREAMER_MEMORY_LIMIT or use 0 (largest tensor)");
   }
   uint64_t largest_chunk = 0;
-  for (const FilePlanInput& input : inputs) largest_chunk = std::max(largest_chunk, input.chunk_bytes);
+  for (const FilePlanInput& input : inputs)
+    largest_chunk = std::max(largest_chunk, input.chunk_bytes);
   if (limit >= 0) {
     // Coalesced groups must keep their footprint under the limit too (see Footprint).
     const auto cap = static_cast<uint64_t>(limit);
@@ -201,8 +201,8 @@ Result<size_t> Streamer::PlanDeviceStaging(std::vector<FilePlanInput>& inputs) {
   if (limit > 0) {
     const uint64_t per_slot = static_cast<uint64_t>(limit) / (DeviceStaging::kSlots * readers);
     slot = std::min(slot, std::max<uint64_t>(per_slot / 4096 * 4096, 64 << 10));
-    readers = std::clamp<size_t>(static_cast<uint64_t>(limit) / (DeviceStaging::kSlots * slot),
-                                 1, readers);
+    readers = std::clamp<size_t>(static_cast<uint64_t>(limit) / (DeviceStaging::kSlots * slot), 1,
+                                 readers);
     if (DeviceStaging::kSlots * slot > static_cast<uint64_t>(limit)) {
       return Status(StatusCode::kMemoryLimit,
                     "memory limit of " + std::to_string(limit) + " bytes is below the " +
@@ -238,10 +238,12 @@ Status Streamer::StartDevice(size_t readers) {
     if (item_destinations_[i] != nullptr || item.nbytes == 0) continue;
     auto memory = cuda_->DeviceAlloc(item.nbytes);
     if (!memory.ok()) {
-      return memory.status().WithContext(files_[item.file_index].uri + ": tensor '" + item.name + "'");
+      return memory.status().WithContext(files_[item.file_index].uri + ": tensor '" + item.name +
+                                         "'");
     }
     item_destinations_[i] = *memory;
-    item_owners_[i] = std::shared_ptr<void>(*memory, [cuda = cuda_](void* p) { cuda->DeviceFree(p); });
+    item_owners_[i] =
+        std::shared_ptr<void>(*memory, [cuda = cuda_](void* p) { cuda->DeviceFree(p); });
   }
   for (size_t r = 0; r < readers; ++r) {
     TS_ASSIGN_OR_RETURN(auto staging,
@@ -360,8 +362,8 @@ bool Streamer::TakeChunk(ChunkTask* task) {
       // schedule_mu_ while waiting is deliberate: groups start in plan order, and the
       // other readers have nothing to take until this one fits.
       if (!WaitForReadAhead(g)) return false;
-      const uint64_t alignment = std::max(kMinBufferAlignment,
-                                          files_[group.file_index].source->RequiredAlignment());
+      const uint64_t alignment =
+          std::max(kMinBufferAlignment, files_[group.file_index].source->RequiredAlignment());
       auto buffer =
           memory_->Acquire(group.bytes(), alignment, static_cast<uint32_t>(group.items.size()));
       if (!buffer.ok()) {
@@ -380,7 +382,8 @@ bool Streamer::TakeChunk(ChunkTask* task) {
     }
     const Chunk& chunk = plan_->chunks[group.first_chunk + next_chunk_in_group_];
     task->chunk = group.first_chunk + next_chunk_in_group_;
-    task->dst = state.buffer == nullptr ? nullptr : state.buffer->data() + (chunk.offset - group.begin);
+    task->dst =
+        state.buffer == nullptr ? nullptr : state.buffer->data() + (chunk.offset - group.begin);
     if (++next_chunk_in_group_ == group.chunk_count) {
       ++next_group_;
       next_chunk_in_group_ = 0;
@@ -415,9 +418,8 @@ void Streamer::DeliverGroup(uint32_t g) {
     for (const size_t i : group.items) {
       const std::shared_ptr<const FileMapping>& mapping = files_[group.file_index].mapping;
       if (cuda_ != nullptr) {
-        completed_.push_back(std::make_unique<DeliveredTensor>(plan_, i, nullptr,
-                                                               item_destinations_[i], item_owners_[i],
-                                                               options_.device));
+        completed_.push_back(std::make_unique<DeliveredTensor>(
+            plan_, i, nullptr, item_destinations_[i], item_owners_[i], options_.device));
       } else if (mapping != nullptr) {
         completed_.push_back(std::make_unique<DeliveredTensor>(
             plan_, i, nullptr, mapping->data() + plan_->items[i].offset, mapping));
@@ -448,9 +450,8 @@ void Streamer::Cancel() { Fail(Cancelled("stream cancelled")); }
 Result<std::unique_ptr<DeliveredTensor>> Streamer::Next() {
   if (!started_) return Status(StatusCode::kFailedPrecondition, "stream not started");
   std::unique_lock lock(queue_mu_);
-  queue_cv_.wait(lock, [&] {
-    return !completed_.empty() || !error_.ok() || delivered_ == total_items_;
-  });
+  queue_cv_.wait(lock,
+                 [&] { return !completed_.empty() || !error_.ok() || delivered_ == total_items_; });
   if (!error_.ok() && error_.code() != StatusCode::kCancelled) return error_;
   if (!completed_.empty()) {
     std::unique_ptr<DeliveredTensor> tensor = std::move(completed_.front());

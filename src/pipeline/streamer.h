@@ -5,9 +5,9 @@
 //
 // Threading: one consumer thread calls every method except Cancel(), which any thread
 // may call. Start() launches `concurrency` reader threads that take chunks in plan
-// order, acquire each group's buffer from HostMemory (within the limit) before its first read, read,
-// and push a group's tensors to the completion queue when its last chunk lands.
-// Destruction cancels and joins the readers; it returns once in-progress reads finish.
+// order, acquire each group's buffer from HostMemory (within the limit) before its first read,
+// read, and push a group's tensors to the completion queue when its last chunk lands. Destruction
+// cancels and joins the readers; it returns once in-progress reads finish.
 #pragma once
 
 #include <atomic>
@@ -35,11 +35,14 @@ namespace tensorstream {
 // valid as long as this object.
 class DeliveredTensor {
  public:
-  DeliveredTensor(std::shared_ptr<const Plan> plan, size_t item,
-                  std::shared_ptr<HostBuffer> buffer, const void* data,
-                  std::shared_ptr<const void> owner = nullptr, int device = -1)
-      : plan_(std::move(plan)), item_(item), buffer_(std::move(buffer)), data_(data),
-        owner_(std::move(owner)), device_(device) {}
+  DeliveredTensor(std::shared_ptr<const Plan> plan, size_t item, std::shared_ptr<HostBuffer> buffer,
+                  const void* data, std::shared_ptr<const void> owner = nullptr, int device = -1)
+      : plan_(std::move(plan)),
+        item_(item),
+        buffer_(std::move(buffer)),
+        data_(data),
+        owner_(std::move(owner)),
+        device_(device) {}
   ~DeliveredTensor() {
     if (!done_ && buffer_) buffer_->HolderDone(/*kept=*/false);
   }
@@ -71,9 +74,9 @@ class DeliveredTensor {
 struct StreamFile {
   std::string uri;
   std::unique_ptr<Source> source;
-  std::vector<Item> items;        // every tensor / range of the file, sorted by offset
+  std::vector<Item> items;  // every tensor / range of the file, sorted by offset
   std::string metadata_json = "{}";
-  std::vector<size_t> selection;  // indices into items; all of them unless Select()ed
+  std::vector<size_t> selection;    // indices into items; all of them unless Select()ed
   std::vector<void*> destinations;  // device mode: caller's device memory per item, or null
   std::shared_ptr<const FileMapping> mapping;  // set by Start() when tensors are views of it
 };
@@ -109,9 +112,7 @@ class Streamer {
   void Cancel();
 
   uint64_t bytes_read() const { return bytes_read_.load(std::memory_order_relaxed); }
-  uint64_t peak_reserved_bytes() const {
-    return (memory_ ? memory_->peak() : 0) + staging_bytes_;
-  }
+  uint64_t peak_reserved_bytes() const { return (memory_ ? memory_->peak() : 0) + staging_bytes_; }
   int device() const { return options_.device; }
 
  private:

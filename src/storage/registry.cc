@@ -14,7 +14,7 @@ namespace tensorstream {
 namespace {
 
 using Opener = Result<std::unique_ptr<Source>> (*)(const std::string& uri,
-                                                    const StorageOptions& options);
+                                                   const StorageOptions& options);
 
 struct SchemeEntry {
   std::string_view scheme;

@@ -1,11 +1,11 @@
+#include "storage/source.h"
+
 #include <sys/mman.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
-
-#include "storage/source.h"
 
 namespace tensorstream {
 
@@ -32,7 +32,8 @@ Status FileMapping::Populate(uint64_t offset, uint64_t length) const {
   // Linux >= 5.14: faults the range in with one call, reading ahead as needed.
   constexpr uint64_t kPage = 4096;
   const uint64_t begin = offset / kPage * kPage;
-  if (::madvise(const_cast<char*>(data_) + begin, offset + length - begin, MADV_POPULATE_READ) == 0) {
+  if (::madvise(const_cast<char*>(data_) + begin, offset + length - begin, MADV_POPULATE_READ) ==
+      0) {
     return Status::Ok();
   }
   if (errno != EINVAL) return ErrnoStatus(errno, "cannot read mapped file range");

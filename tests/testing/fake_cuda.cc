@@ -117,7 +117,8 @@ Status FakeCuda::CopyToDeviceAsync(void* dst, const void* src, size_t bytes, Str
   stream->Enqueue([stream, dst, src, bytes, fail] {
     if (fail) {
       std::lock_guard lock(stream->mu);
-      stream->error = Unavailable("cudaMemcpyAsync failed: an illegal memory access was encountered");
+      stream->error =
+          Unavailable("cudaMemcpyAsync failed: an illegal memory access was encountered");
       return;
     }
     std::memcpy(dst, src, bytes);
@@ -125,7 +126,9 @@ Status FakeCuda::CopyToDeviceAsync(void* dst, const void* src, size_t bytes, Str
   return Status::Ok();
 }
 
-Result<CudaApi::EventHandle> FakeCuda::EventCreate() { return static_cast<EventHandle>(new Event()); }
+Result<CudaApi::EventHandle> FakeCuda::EventCreate() {
+  return static_cast<EventHandle>(new Event());
+}
 
 void FakeCuda::EventDestroy(EventHandle event) { delete static_cast<Event*>(event); }
 

@@ -19,9 +19,8 @@ int main(int argc, char** argv) {
   if (mode == "dtypes" && argc == 3) {
     std::vector<TestTensor> tensors;
     uint64_t seed = 1;
-    for (const char* dtype : {"F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8",
-                              "BOOL", "C64", "U16", "U32", "U64", "F8_E4M3", "F8_E5M2",
-                              "F8_E8M0", "F4"}) {
+    for (const char* dtype : {"F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL",
+                              "C64", "U16", "U32", "U64", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4"}) {
       tensors.push_back(MakeTensor(std::string("t_") + dtype, dtype, {3, 4}, seed++));
     }
     tensors.push_back(MakeTensor("empty", "F32", {0, 7}, seed++));

@@ -60,8 +60,8 @@ uint64_t TensorBytes(const std::string& dtype, const std::vector<int64_t>& shape
   return elements * info->bits / 8;
 }
 
-TestTensor MakeTensor(const std::string& name, const std::string& dtype,
-                      std::vector<int64_t> shape, uint64_t seed) {
+TestTensor MakeTensor(const std::string& name, const std::string& dtype, std::vector<int64_t> shape,
+                      uint64_t seed) {
   TestTensor t{name, dtype, std::move(shape), ""};
   t.bytes = RandomBytes(TensorBytes(dtype, t.shape), seed);
   return t;
@@ -144,7 +144,8 @@ uint64_t WriteLlamaShapedModel(const std::string& path, uint64_t target_bytes) {
   uint64_t offset = 0;
   for (const Spec& s : specs) {
     const uint64_t bytes = TensorBytes("BF16", s.shape);
-    header[s.name] = {{"dtype", "BF16"}, {"shape", s.shape}, {"data_offsets", {offset, offset + bytes}}};
+    header[s.name] = {
+        {"dtype", "BF16"}, {"shape", s.shape}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
   const std::string head = PaddedHeader(header.dump());

@@ -22,8 +22,8 @@ std::string RandomBytes(uint64_t size, uint64_t seed);
 uint64_t TensorBytes(const std::string& dtype, const std::vector<int64_t>& shape);
 
 // A tensor of the given dtype/shape filled with RandomBytes(seed).
-TestTensor MakeTensor(const std::string& name, const std::string& dtype,
-                      std::vector<int64_t> shape, uint64_t seed);
+TestTensor MakeTensor(const std::string& name, const std::string& dtype, std::vector<int64_t> shape,
+                      uint64_t seed);
 
 // A complete, valid SafeTensors file image: header (padded to 8 bytes) then data, in the
 // order given. `metadata` is a JSON object text for "__metadata__", or empty for none.

@@ -34,8 +34,10 @@ StreamOptions DeviceOptions(std::shared_ptr<FakeCuda> cuda, int concurrency,
 std::vector<TestTensor> Tensors() {
   std::vector<TestTensor> tensors;
   uint64_t seed = 100;
-  for (int i = 0; i < 200; ++i) tensors.push_back(MakeTensor("small." + std::to_string(i), "BF16", {7, i % 9}, seed++));
-  for (int i = 0; i < 6; ++i) tensors.push_back(MakeTensor("large." + std::to_string(i), "F32", {300 + i, 1000}, seed++));
+  for (int i = 0; i < 200; ++i)
+    tensors.push_back(MakeTensor("small." + std::to_string(i), "BF16", {7, i % 9}, seed++));
+  for (int i = 0; i < 6; ++i)
+    tensors.push_back(MakeTensor("large." + std::to_string(i), "F32", {300 + i, 1000}, seed++));
   tensors.push_back(MakeTensor("empty", "F16", {0}, seed++));
   return tensors;
 }
@@ -67,7 +69,8 @@ TEST(DeviceStream, ByteExactWithSlotWrapAroundAtManyChunkSizes) {
   const std::string path = WriteModel(tensors);
   for (const uint64_t chunk : {uint64_t{4096}, uint64_t{65536}, uint64_t{1} << 20}) {
     for (const int concurrency : {1, 3, 8}) {
-      SCOPED_TRACE("chunk " + std::to_string(chunk) + " concurrency " + std::to_string(concurrency));
+      SCOPED_TRACE("chunk " + std::to_string(chunk) + " concurrency " +
+                   std::to_string(concurrency));
       auto cuda = std::make_shared<FakeCuda>();
       {
         Streamer streamer(DeviceOptions(cuda, concurrency, chunk));
@@ -111,8 +114,9 @@ TEST(DeviceStream, WritesIntoCallerDestinations) {
   }
   EXPECT_EQ(delivered, tensors.size());
   for (size_t i = 0; i < items.size(); ++i) {
-    const auto& expected = std::find_if(tensors.begin(), tensors.end(),
-                                        [&](const TestTensor& t) { return t.name == items[i].name; });
+    const auto& expected = std::find_if(tensors.begin(), tensors.end(), [&](const TestTensor& t) {
+      return t.name == items[i].name;
+    });
     EXPECT_TRUE(destinations[i] == expected->bytes) << items[i].name;
   }
   EXPECT_EQ(cuda->live_device(), 0);  // nothing allocated by the stream

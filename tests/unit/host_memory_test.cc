@@ -62,7 +62,7 @@ TEST(HostMemory, CachedBuffersAreEvictedToStayUnderTheLimit) {
     auto a = memory->Acquire(2 * kMiB, 64, 1);
     auto b = memory->Acquire(2 * kMiB, 64, 1);
     ASSERT_TRUE(a.ok() && b.ok());
-  }  // both cached now: 4 MiB held
+  }                                             // both cached now: 4 MiB held
   auto big = memory->Acquire(5 * kMiB, 64, 1);  // needs eviction, must not block
   ASSERT_TRUE(big.ok());
   EXPECT_LE(memory->peak(), 6 * kMiB);

@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "pipeline/plan.h"
+
+#include <gtest/gtest.h>
 
 namespace tensorstream {
 namespace {

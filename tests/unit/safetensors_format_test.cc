@@ -131,7 +131,8 @@ TEST(SafetensorsFormat, RejectsSizeMismatchAndOverflow) {
                 "12345678"),
       {"'t'", "overflows"});
   ExpectFormatError(
-      OneTensor(R"({"dtype":"F64","shape":[2305843009213693952],"data_offsets":[0,8]})", "12345678"),
+      OneTensor(R"({"dtype":"F64","shape":[2305843009213693952],"data_offsets":[0,8]})",
+                "12345678"),
       {"'t'", "whole number of bytes"});
   ExpectFormatError(OneTensor(R"({"dtype":"F4","shape":[3],"data_offsets":[0,2]})", "12"),
                     {"'t'", "whole number of bytes"});

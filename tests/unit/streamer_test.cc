@@ -1,5 +1,7 @@
 // The pipeline end to end on local files: byte-exact delivery, coalescing, selection,
 // memory budget, cancellation, concurrency between streamers.
+#include "pipeline/streamer.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -7,7 +9,6 @@
 #include <map>
 #include <thread>
 
-#include "pipeline/streamer.h"
 #include "safetensors_writer.h"
 
 namespace tensorstream {
@@ -86,9 +87,9 @@ TEST(Streamer, EveryDtypeByteExactAcrossSettings) {
     uint64_t chunk;
     bool direct;
   };
-  for (const Setting s : {Setting{1, -1, 0, false}, Setting{8, -1, 4096, false},
-                          Setting{4, 0, 65536, false}, Setting{3, 20 << 20, 0, true},
-                          Setting{16, 0, 1 << 20, true}}) {
+  for (const Setting s :
+       {Setting{1, -1, 0, false}, Setting{8, -1, 4096, false}, Setting{4, 0, 65536, false},
+        Setting{3, 20 << 20, 0, true}, Setting{16, 0, 1 << 20, true}}) {
     SCOPED_TRACE("concurrency " + std::to_string(s.concurrency) + " limit " +
                  std::to_string(s.limit) + " chunk " + std::to_string(s.chunk) + " direct " +
                  std::to_string(s.direct));
@@ -113,7 +114,8 @@ TEST(Streamer, TenThousandTinyTensorsAreCoalesced) {
 
 TEST(Streamer, MemoryBudgetIsNeverExceeded) {
   std::vector<TestTensor> tensors;
-  for (int i = 0; i < 40; ++i) tensors.push_back(MakeTensor("w" + std::to_string(i), "U8", {300000 + i * 1000}, i));
+  for (int i = 0; i < 40; ++i)
+    tensors.push_back(MakeTensor("w" + std::to_string(i), "U8", {300000 + i * 1000}, i));
   const std::string path = WriteModel("budget", tensors);
   for (const int64_t limit : {int64_t{0}, int64_t{400000}, int64_t{1000000}}) {
     SCOPED_TRACE("limit " + std::to_string(limit));
@@ -128,7 +130,8 @@ TEST(Streamer, MemoryBudgetIsNeverExceeded) {
 
 TEST(Streamer, UnlimitedMemoryReadsAhead) {
   std::vector<TestTensor> tensors;
-  for (int i = 0; i < 8; ++i) tensors.push_back(MakeTensor("w" + std::to_string(i), "U8", {1 << 20}, i));
+  for (int i = 0; i < 8; ++i)
+    tensors.push_back(MakeTensor("w" + std::to_string(i), "U8", {1 << 20}, i));
   const std::string path = WriteModel("ahead", tensors);
   Streamer streamer(Options(4, -1));
   ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
@@ -142,7 +145,8 @@ TEST(Streamer, UnlimitedMemoryReadsAhead) {
 
 TEST(Streamer, KeptTensorsFreeTheBudgetSoReadingContinues) {
   std::vector<TestTensor> tensors;
-  for (int i = 0; i < 6; ++i) tensors.push_back(MakeTensor("w" + std::to_string(i), "U8", {100000}, i));
+  for (int i = 0; i < 6; ++i)
+    tensors.push_back(MakeTensor("w" + std::to_string(i), "U8", {100000}, i));
   const std::string path = WriteModel("keep", tensors);
   Streamer streamer(Options(2, 0));
   ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
@@ -163,8 +167,8 @@ TEST(Streamer, KeptTensorsFreeTheBudgetSoReadingContinues) {
 }
 
 TEST(Streamer, MemoryLimitBelowLargestTensorFailsBeforeReading) {
-  const std::string path = WriteModel("limit", {MakeTensor("small", "U8", {10}, 1),
-                                                MakeTensor("huge", "F32", {1000}, 2)});
+  const std::string path = WriteModel(
+      "limit", {MakeTensor("small", "U8", {10}, 1), MakeTensor("huge", "F32", {1000}, 2)});
   Streamer streamer(Options(2, 100));
   ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
   const Status status = streamer.Start();
@@ -176,7 +180,8 @@ TEST(Streamer, MemoryLimitBelowLargestTensorFailsBeforeReading) {
 
 TEST(Streamer, SelectionReadsOnlyTheNamedTensors) {
   std::vector<TestTensor> tensors;
-  for (int i = 0; i < 10; ++i) tensors.push_back(MakeTensor("w" + std::to_string(i), "U8", {1 << 20}, i));
+  for (int i = 0; i < 10; ++i)
+    tensors.push_back(MakeTensor("w" + std::to_string(i), "U8", {1 << 20}, i));
   const std::string path = WriteModel("select", tensors);
   Streamer streamer(Options(4, -1));
   auto file = streamer.AddSafetensorsFile(path);
@@ -215,7 +220,8 @@ TEST(Streamer, RawRangesOfAnyFile) {
 }
 
 TEST(Streamer, SeveralFilesInOneStream) {
-  const auto a = std::vector<TestTensor>{MakeTensor("a.x", "F32", {100}, 1), MakeTensor("a.y", "U8", {3}, 2)};
+  const auto a =
+      std::vector<TestTensor>{MakeTensor("a.x", "F32", {100}, 1), MakeTensor("a.y", "U8", {3}, 2)};
   const auto b = std::vector<TestTensor>{MakeTensor("b.x", "I64", {7, 7}, 3)};
   Streamer streamer(Options(4, 0));
   ASSERT_EQ(*streamer.AddSafetensorsFile(WriteModel("multi-a", a)), 0u);
@@ -227,7 +233,8 @@ TEST(Streamer, SeveralFilesInOneStream) {
 
 TEST(Streamer, DestroyMidStreamReturnsQuickly) {
   std::vector<TestTensor> tensors;
-  for (int i = 0; i < 64; ++i) tensors.push_back(MakeTensor("w" + std::to_string(i), "U8", {1 << 20}, i));
+  for (int i = 0; i < 64; ++i)
+    tensors.push_back(MakeTensor("w" + std::to_string(i), "U8", {1 << 20}, i));
   const std::string path = WriteModel("cancel", tensors);
   for (int round = 0; round < 5; ++round) {
     auto streamer = std::make_unique<Streamer>(Options(8, 4 << 20, 1 << 18));
@@ -245,7 +252,8 @@ TEST(Streamer, DestroyMidStreamReturnsQuickly) {
 
 TEST(Streamer, CancelEndsNextWithCancelled) {
   std::vector<TestTensor> tensors;
-  for (int i = 0; i < 16; ++i) tensors.push_back(MakeTensor("w" + std::to_string(i), "U8", {1 << 20}, i));
+  for (int i = 0; i < 16; ++i)
+    tensors.push_back(MakeTensor("w" + std::to_string(i), "U8", {1 << 20}, i));
   const std::string path = WriteModel("cancel2", tensors);
   Streamer streamer(Options(2, 1 << 20));
   ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
@@ -267,7 +275,8 @@ TEST(Streamer, CancelEndsNextWithCancelled) {
 
 TEST(Streamer, ManyStreamersAtOnce) {
   std::vector<TestTensor> tensors;
-  for (int i = 0; i < 30; ++i) tensors.push_back(MakeTensor("w" + std::to_string(i), "BF16", {100 + i, 300}, i));
+  for (int i = 0; i < 30; ++i)
+    tensors.push_back(MakeTensor("w" + std::to_string(i), "BF16", {100 + i, 300}, i));
   const std::string path = WriteModel("many", tensors);
   std::vector<std::thread> threads;
   std::atomic<int> failures{0};
@@ -329,7 +338,8 @@ TEST(Streamer, MissingFileNamesThePath) {
   Streamer streamer(Options(1, -1));
   const auto status = streamer.AddSafetensorsFile("/nonexistent/dir/model.safetensors");
   EXPECT_EQ(status.status().code(), StatusCode::kNotFound);
-  EXPECT_NE(status.status().message().find("/nonexistent/dir/model.safetensors"), std::string::npos);
+  EXPECT_NE(status.status().message().find("/nonexistent/dir/model.safetensors"),
+            std::string::npos);
 }
 
 TEST(Streamer, EmptyStreamEndsAtOnce) {

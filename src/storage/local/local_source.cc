@@ -45,8 +45,8 @@ class LocalSource final : public Source {
       const ssize_t n = ::pread(fd_, out + done, length - done, static_cast<off_t>(offset + done));
       if (n < 0) {
         if (errno == EINTR) continue;
-        return ErrnoStatus(errno, uri_ + ": read of " + std::to_string(length) + " bytes at offset " +
-                                      std::to_string(offset) + " failed");
+        return ErrnoStatus(errno, uri_ + ": read of " + std::to_string(length) +
+                                      " bytes at offset " + std::to_string(offset) + " failed");
       }
       if (n == 0) {
         // O_DIRECT reads of the file's last block legitimately stop at end of file; the
