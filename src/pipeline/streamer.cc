@@ -121,7 +121,13 @@ Status Streamer::SetDestination(size_t file_index, size_t tensor_index, void* de
 Status Streamer::Start() {
   if (started_) return Status(StatusCode::kFailedPrecondition, "stream already started");
   started_ = true;
+  // A stream that failed to start reports that failure from Next() too, never waits.
+  Status status = PlanAndLaunch();
+  if (!status.ok()) Fail(status);
+  return status;
+}
 
+Status Streamer::PlanAndLaunch() {
   // The largest single item decides the smallest workable memory limit.
   uint64_t largest = 0;
   const Item* largest_item = nullptr;

@@ -128,6 +128,7 @@ class Streamer {
 
   Result<size_t> AddFile(const std::string& uri, std::unique_ptr<Source> source,
                          std::vector<Item> items, std::string metadata_json);
+  Status PlanAndLaunch();
   // Device mode: sizes the staging to the memory limit (adjusting the files' chunk sizes);
   // returns the number of readers.
   Result<size_t> PlanDeviceStaging(std::vector<FilePlanInput>& inputs);

@@ -176,6 +176,8 @@ TEST(Streamer, MemoryLimitBelowLargestTensorFailsBeforeReading) {
   EXPECT_NE(status.message().find("'huge'"), std::string::npos) << status.message();
   EXPECT_NE(status.message().find(path), std::string::npos) << status.message();
   EXPECT_EQ(streamer.bytes_read(), 0u);
+  auto next = streamer.Next();  // reports the failure again rather than waiting forever
+  EXPECT_EQ(next.status().code(), StatusCode::kMemoryLimit);
 }
 
 TEST(Streamer, SelectionReadsOnlyTheNamedTensors) {
