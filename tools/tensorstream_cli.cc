@@ -3,13 +3,18 @@
 //   tensorstream inspect FILE [--json]
 //   tensorstream stream FILE... [--concurrency N] [--memory-limit B] [--chunk-bytes B]
 //                               [--direct] [--device cpu|cuda:N] [--verify] [--json]
+//   tensorstream ls URI [--recursive] [--json]
+//   tensorstream pull URI DST [--include GLOB]... [--exclude GLOB]... [--concurrency N]
+//                             [--chunk-bytes B] [--json]
 //
 // Exit status: 0 success, 1 a streaming/format/IO error (one line on stderr naming the
 // file and cause), 2 bad command line.
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -48,6 +53,10 @@ struct TensorDeleter {
 using OptionsPtr = std::unique_ptr<tensorstream_options, OptionsDeleter>;
 using StreamPtr = std::unique_ptr<tensorstream_stream, StreamDeleter>;
 using TensorPtr = std::unique_ptr<tensorstream_tensor, TensorDeleter>;
+struct ListingDeleter {
+  void operator()(tensorstream_listing* l) const { tensorstream_listing_destroy(l); }
+};
+using ListingPtr = std::unique_ptr<tensorstream_listing, ListingDeleter>;
 
 struct StreamSettings {
   int concurrency = 0;  // 0: keep the default / environment
@@ -74,7 +83,8 @@ StreamPtr OpenStream(const std::vector<std::string>& files, const StreamSettings
   tensorstream_stream* raw = nullptr;
   Check(tensorstream_stream_create(options.get(), &raw));
   StreamPtr stream(raw);
-  for (const std::string& file : files) Check(tensorstream_stream_add_file(raw, file.c_str(), nullptr));
+  for (const std::string& file : files)
+    Check(tensorstream_stream_add_file(raw, file.c_str(), nullptr));
   return stream;
 }
 
@@ -200,8 +210,8 @@ int Stream(const std::vector<std::string>& files, const StreamSettings& settings
     if (verify) {
       const size_t f = tensorstream_tensor_file_index(raw);
       uint64_t offset = 0;
-      Check(tensorstream_stream_tensor_info(stream.get(), f, tensorstream_tensor_index(raw), nullptr,
-                                            nullptr, nullptr, nullptr, &offset, nullptr));
+      Check(tensorstream_stream_tensor_info(stream.get(), f, tensorstream_tensor_index(raw),
+                                            nullptr, nullptr, nullptr, nullptr, &offset, nullptr));
       expected.resize(nbytes);
       const ssize_t n = ::pread(fds[f], expected.data(), nbytes, static_cast<off_t>(offset));
       if (n != static_cast<ssize_t>(nbytes) ||
@@ -221,10 +231,15 @@ int Stream(const std::vector<std::string>& files, const StreamSettings& settings
   Check(tensorstream_stream_stats(stream.get(), nullptr, &peak));
   const double gbps = seconds > 0 ? delivered / seconds / 1e9 : 0;
   if (as_json) {
-    ordered_json out = {{"files", files},      {"device", settings.device},  {"tensors", tensors},
-                        {"bytes", delivered},  {"seconds", seconds},
-                        {"gb_per_s", gbps},    {"peak_reserved_bytes", peak},
-                        {"verified", verify},  {"mismatches", mismatches}};
+    ordered_json out = {{"files", files},
+                        {"device", settings.device},
+                        {"tensors", tensors},
+                        {"bytes", delivered},
+                        {"seconds", seconds},
+                        {"gb_per_s", gbps},
+                        {"peak_reserved_bytes", peak},
+                        {"verified", verify},
+                        {"mismatches", mismatches}};
     std::printf("%s\n", out.dump(2).c_str());
   } else {
     std::printf("streamed %zu tensors, %llu bytes (%s) in %.3f s: %.2f GB/s%s\n", tensors,
@@ -234,6 +249,121 @@ int Stream(const std::vector<std::string>& files, const StreamSettings& settings
   if (tensors != tensors_total) throw CliError{"internal error: not every tensor was delivered"};
   if (mismatches > 0) {
     throw CliError{std::to_string(mismatches) + " tensors differ from a plain read of the file"};
+  }
+  return 0;
+}
+
+ListingPtr List(const std::string& uri, bool recursive) {
+  OptionsPtr options = MakeOptions(StreamSettings{});
+  tensorstream_listing* raw = nullptr;
+  Check(tensorstream_list(options.get(), uri.c_str(), recursive ? 1 : 0, &raw));
+  return ListingPtr(raw);
+}
+
+int Ls(const std::string& uri, bool recursive, bool as_json) {
+  ListingPtr listing = List(uri, recursive);
+  const size_t count = tensorstream_listing_count(listing.get());
+  ordered_json entries = ordered_json::array();
+  uint64_t total = 0;
+  size_t files = 0;
+  for (size_t i = 0; i < count; ++i) {
+    const bool directory = tensorstream_listing_is_directory(listing.get(), i) != 0;
+    const uint64_t size = tensorstream_listing_size(listing.get(), i);
+    entries.push_back({{"path", tensorstream_listing_relative(listing.get(), i)},
+                       {"uri", tensorstream_listing_uri(listing.get(), i)},
+                       {"bytes", size},
+                       {"is_directory", directory}});
+    if (!directory) {
+      total += size;
+      ++files;
+    }
+  }
+  if (as_json) {
+    ordered_json out = {
+        {"uri", uri},          {"recursive", recursive},           {"entries", entries},
+        {"file_count", files}, {"directory_count", count - files}, {"total_bytes", total}};
+    std::printf("%s\n", out.dump(2).c_str());
+    return 0;
+  }
+  for (const auto& e : entries) {
+    const std::string path = e["path"].get<std::string>();
+    if (e["is_directory"].get<bool>()) {
+      // Local subdirectories come without the '/' that S3 common prefixes end with.
+      std::printf("%14s  %s%s\n", "DIR", path.c_str(), path.ends_with('/') ? "" : "/");
+    } else {
+      std::printf("%14llu  %s\n", static_cast<unsigned long long>(e["bytes"].get<uint64_t>()),
+                  path.c_str());
+    }
+  }
+  std::printf("%zu files, %llu bytes (%s)", files, static_cast<unsigned long long>(total),
+              HumanBytes(total).c_str());
+  if (count > files) std::printf(", %zu directories", count - files);
+  std::printf("\n");
+  return 0;
+}
+
+// Whether `relative` is pulled: it matches one of `include` (or `include` is empty) and
+// none of `exclude`. fnmatch(3) without FNM_PATHNAME, like Python's fnmatch: '*' also
+// matches '/'.
+bool Selected(const std::string& relative, const std::vector<std::string>& include,
+              const std::vector<std::string>& exclude) {
+  const auto matches = [&](const std::string& glob) {
+    return ::fnmatch(glob.c_str(), relative.c_str(), 0) == 0;
+  };
+  if (!include.empty() && std::none_of(include.begin(), include.end(), matches)) return false;
+  return std::none_of(exclude.begin(), exclude.end(), matches);
+}
+
+// The overall progress of a pull: bytes of the files done plus those of the current one.
+struct PullProgress {
+  tensorstream::cli::ProgressBar* bar;
+  uint64_t finished_files_bytes;
+};
+
+void ReportPullProgress(uint64_t bytes_done, void* user) {
+  auto* progress = static_cast<PullProgress*>(user);
+  progress->bar->Update(progress->finished_files_bytes + bytes_done);
+}
+
+// Downloads every file below `uri` (recursively) that Selected() lets through to `dst`,
+// keeping the relative paths. A key that would leave `dst` ("..", absolute) stops the pull
+// with the C API's error; files pulled before it stay.
+int Pull(const std::string& uri, const std::string& dst, const std::vector<std::string>& include,
+         const std::vector<std::string>& exclude, const StreamSettings& settings, bool as_json) {
+  ListingPtr listing = List(uri, true);
+  std::vector<size_t> chosen;
+  uint64_t total = 0;
+  for (size_t i = 0; i < tensorstream_listing_count(listing.get()); ++i) {
+    if (Selected(tensorstream_listing_relative(listing.get(), i), include, exclude)) {
+      chosen.push_back(i);
+      total += tensorstream_listing_size(listing.get(), i);
+    }
+  }
+  OptionsPtr options = MakeOptions(settings);
+  tensorstream::cli::ProgressBar bar("pulling", total);
+  PullProgress progress{&bar, 0};
+  ordered_json paths = ordered_json::array();
+  const auto start = std::chrono::steady_clock::now();
+  for (const size_t i : chosen) {
+    const char* relative = tensorstream_listing_relative(listing.get(), i);
+    uint64_t written = 0;
+    Check(tensorstream_download(options.get(), tensorstream_listing_uri(listing.get(), i),
+                                dst.c_str(), relative, ReportPullProgress, &progress, &written));
+    progress.finished_files_bytes += written;
+    paths.push_back(relative);
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const uint64_t bytes = progress.finished_files_bytes;
+  const double gbps = seconds > 0 ? bytes / seconds / 1e9 : 0;
+  if (as_json) {
+    ordered_json out = {{"uri", uri},     {"dst", dst},         {"files", chosen.size()},
+                        {"bytes", bytes}, {"seconds", seconds}, {"gb_per_s", gbps},
+                        {"paths", paths}};
+    std::printf("%s\n", out.dump(2).c_str());
+  } else {
+    std::printf("pulled %zu files, %llu bytes (%s) in %.3f s: %.2f GB/s\n", chosen.size(),
+                static_cast<unsigned long long>(bytes), HumanBytes(bytes).c_str(), seconds, gbps);
   }
   return 0;
 }
@@ -267,6 +397,31 @@ int main(int argc, char** argv) {
   stream->add_flag("--verify", verify, "compare every tensor with a plain read of the file");
   stream->add_flag("--json", as_json, "machine-readable output");
 
+  std::string ls_uri;
+  bool recursive = false;
+  auto* ls = app.add_subcommand("ls", "list the files of a directory or object-store prefix");
+  ls->add_option("uri", ls_uri, "local directory or s3://bucket/prefix")->required();
+  ls->add_flag("--recursive,-r", recursive, "list every file below, not just this level");
+  ls->add_flag("--json", as_json, "machine-readable output");
+
+  std::string pull_uri;
+  std::string pull_dst;
+  std::vector<std::string> include;
+  std::vector<std::string> exclude;
+  StreamSettings pull_settings;
+  auto* pull = app.add_subcommand("pull", "download every file below a prefix into a directory");
+  pull->add_option("uri", pull_uri, "local directory or s3://bucket/prefix")->required();
+  pull->add_option("dst", pull_dst, "destination directory (created if missing)")->required();
+  // One glob per occurrence, so the positionals after it are not taken as more globs.
+  pull->add_option("--include", include, "only paths matching this glob (repeatable)")
+      ->allow_extra_args(false);
+  pull->add_option("--exclude", exclude, "skip paths matching this glob (repeatable)")
+      ->allow_extra_args(false);
+  pull->add_option("--concurrency", pull_settings.concurrency, "reader threads per file")
+      ->check(CLI::Range(1, 1024));
+  pull->add_option("--chunk-bytes", pull_settings.chunk_bytes, "bytes per read");
+  pull->add_flag("--json", as_json, "machine-readable output");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -274,6 +429,8 @@ int main(int argc, char** argv) {
   }
   try {
     if (*inspect) return Inspect(inspect_file, as_json);
+    if (*ls) return Ls(ls_uri, recursive, as_json);
+    if (*pull) return Pull(pull_uri, pull_dst, include, exclude, pull_settings, as_json);
     return Stream(stream_files, settings, verify, as_json);
   } catch (const CliError& e) {
     std::fprintf(stderr, "tensorstream: error: %s\n", e.message.c_str());

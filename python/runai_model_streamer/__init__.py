@@ -8,9 +8,9 @@
 
 Differences from the reference, all on the safe side: yielded tensors own their memory
 (keeping them is safe, no clone needed); options from the environment are read at each
-stream_files call; explicit S3Credentials are honoured. Not yet: splitting reads across
-torch.distributed ranks (every rank reads everything, see DistributedStreamer), and
-listing or pulling object-store prefixes (NotImplementedError).
+stream_files call; explicit S3Credentials are honoured; pull_files never writes outside its
+destination. Not yet: splitting reads across torch.distributed ranks (every rank reads
+everything, see DistributedStreamer).
 
 Importing needs neither torch, nor a GPU, nor cloud credentials.
 """

@@ -1,48 +1,64 @@
 """list_safetensors, pull_files, ObjectStorageModel.
 
-Object stores (s3://, gs://, az://) need the listing call of the C API, which this build
-does not have yet: those paths raise NotImplementedError with that reason. Local
-directories are listed with the file system.
+Object-store prefixes (s3://; gs:// and az:// are recognised but the library cannot list
+them yet, which raises InvalidArgumentError naming the scheme) are listed and downloaded
+by the library; local directories are listed with the file system. As in
+runai-model-streamer, patterns are fnmatch patterns matched against the whole object key
+(without the bucket; '*' also matches '/'), and pull_files of a local path raises
+NotImplementedError.
 """
 from __future__ import annotations
 
 import fcntl
+import fnmatch
 import glob
 import os
 import shutil
 from typing import List, Optional
 
+import tensorstream
 from tensorstream import S3Credentials
+from tensorstream._transfer import matches
 
 OBJECT_STORE_SCHEMES = ("s3://", "gs://", "az://")
+SAFETENSORS_PATTERN = "*.safetensors"
 
 
 def is_object_store_path(path: str) -> bool:
     return str(path).startswith(OBJECT_STORE_SCHEMES)
 
 
-def _no_listing(what: str, path: str) -> NotImplementedError:
-    return NotImplementedError(
-        f"{what} of object-store path {path!r} is not available in this tensorstream build "
-        "yet (streaming its files by full URI is)")
+def _key(uri: str) -> str:
+    """The object key of "scheme://bucket/key"."""
+    return uri.split("://", 1)[1].partition("/")[2]
 
 
 def list_safetensors(path: str, s3_credentials: Optional[S3Credentials] = None) -> List[str]:
-    """The ``*.safetensors`` files directly in ``path`` (not recursive), sorted."""
+    """The ``*.safetensors`` files directly in ``path`` (not recursive), sorted: full URIs
+    (``s3://bucket/dir/x.safetensors``) for an object-store prefix, paths for a local
+    directory."""
     if is_object_store_path(path):
-        raise _no_listing("listing", path)
-    return sorted(glob.glob(os.path.join(glob.escape(path), "*.safetensors")))
+        entries = tensorstream.list(path, s3_credentials=s3_credentials)
+        return sorted(e.uri for e in entries if not e.is_directory
+                      and fnmatch.fnmatchcase(_key(e.uri), SAFETENSORS_PATTERN))
+    return sorted(glob.glob(os.path.join(glob.escape(path), SAFETENSORS_PATTERN)))
 
 
 def pull_files(model_path: str, dst: str, allow_pattern: Optional[List[str]] = None,
                ignore_pattern: Optional[List[str]] = None,
                s3_credentials: Optional[S3Credentials] = None) -> None:
-    """Downloads every object under an object-store prefix into ``dst`` (recursive;
-    fnmatch patterns on the keys). Local paths raise NotImplementedError, as in
-    runai-model-streamer."""
-    if is_object_store_path(model_path):
-        raise _no_listing("pulling", model_path)
-    raise NotImplementedError("pull files is not implemented for file system paths")
+    """Downloads every object under an object-store prefix into ``dst``, keeping the paths
+    below the prefix (recursive). An object is pulled when its key matches one of
+    ``allow_pattern`` (None: every key) and none of ``ignore_pattern``.
+
+    Nothing is ever written outside ``dst``: a key whose path below the prefix is absolute
+    or has "."/".." segments raises InvalidArgumentError (a ValueError) when its turn
+    comes. Local paths raise NotImplementedError, as in runai-model-streamer."""
+    if not is_object_store_path(model_path):
+        raise NotImplementedError("pull files is not implemented for file system paths")
+    for entry in tensorstream.list(model_path, recursive=True, s3_credentials=s3_credentials):
+        if matches(_key(entry.uri), allow_pattern, ignore_pattern):
+            tensorstream.download(entry.uri, dst, entry.path, s3_credentials=s3_credentials)
 
 
 class ObjectStorageModel:
@@ -70,6 +86,8 @@ class ObjectStorageModel:
         self._model_path = model_path.rstrip("/") + "/"
         self._s3_credentials = s3_credentials
         self._marker = os.path.join(self.dir, self.COMPLETE_MARKER)
+        # The lock file sits next to dst: create dst's parent (the reference requires it).
+        os.makedirs(os.path.dirname(self.dir) or ".", exist_ok=True)
         self._lock = open(self.dir + ".lock", "a")
         try:
             # Exclusive from the start: a shared lock upgraded later can deadlock two

@@ -5,6 +5,8 @@
     for name, tensor in tensorstream.stream(files, names=wanted):  # completion order
         ...
     tensorstream.inspect("model.safetensors")                      # header only
+    tensorstream.list("s3://bucket/model")                         # files and subdirectories
+    tensorstream.pull("s3://bucket/model", "/models/x", include=["*.json"])
 
 Tensors own their memory (it is never reused under them) and stay valid after the
 stream ends. Without torch installed, tensors come back as numpy arrays. The
@@ -31,10 +33,12 @@ from ._errors import (
     UnavailableError,
 )
 from ._stream import Delivered, S3Credentials, Stream, TensorInfo
+from ._transfer import ListEntry, download, list, pull  # noqa: A004 (tensorstream.list)
 
 __all__ = [
     "load", "stream", "inspect", "resolve_device", "version", "library_path",
-    "Stream", "Delivered", "TensorInfo", "S3Credentials",
+    "list", "download", "pull",
+    "Stream", "Delivered", "TensorInfo", "S3Credentials", "ListEntry",
     "TensorStreamError", "InvalidArgumentError", "NotFoundError", "PermissionDeniedError",
     "FormatError", "ReadError", "MemoryLimitError", "OutOfMemoryError", "CancelledError",
     "FailedPreconditionError", "UnavailableError", "InternalError",

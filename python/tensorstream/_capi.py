@@ -52,6 +52,10 @@ _SIGNATURES = {
     "tensorstream_options_set_chunk_bytes": (c_int, [OptionsP, c_uint64]),
     "tensorstream_options_set_memory_limit": (c_int, [OptionsP, c_int64]),
     "tensorstream_options_set_direct_io": (c_int, [OptionsP, c_int]),
+    # GPU destinations.
+    "tensorstream_options_set_device": (c_int, [OptionsP, c_char_p]),
+    "tensorstream_stream_set_destination": (c_int, [StreamP, c_size_t, c_size_t, c_void_p]),
+    "tensorstream_tensor_device": (c_int, [TensorP]),
     "tensorstream_options_set_s3_credentials": (
         c_int, [OptionsP, c_char_p, c_char_p, c_char_p, c_char_p, c_char_p]),
     "tensorstream_stream_create": (c_int, [OptionsP, POINTER(StreamP)]),
@@ -82,6 +86,27 @@ _SIGNATURES = {
     "tensorstream_tensor_keep": (None, [TensorP]),
     "tensorstream_tensor_release": (None, [TensorP]),
 }
+
+
+# Listing and downloading (used by _transfer.py).
+class Listing(ctypes.Structure):
+    """Opaque ``tensorstream_listing``."""
+
+
+ListingP = POINTER(Listing)
+# tensorstream_progress_fn: (bytes written so far, user data), called on the calling thread.
+ProgressFn = ctypes.CFUNCTYPE(None, c_uint64, c_void_p)
+_SIGNATURES.update({
+    "tensorstream_list": (c_int, [OptionsP, c_char_p, c_int, POINTER(ListingP)]),
+    "tensorstream_listing_destroy": (None, [ListingP]),
+    "tensorstream_listing_count": (c_size_t, [ListingP]),
+    "tensorstream_listing_uri": (c_char_p, [ListingP, c_size_t]),
+    "tensorstream_listing_relative": (c_char_p, [ListingP, c_size_t]),
+    "tensorstream_listing_size": (c_uint64, [ListingP, c_size_t]),
+    "tensorstream_listing_is_directory": (c_int, [ListingP, c_size_t]),
+    "tensorstream_download": (
+        c_int, [OptionsP, c_char_p, c_char_p, c_char_p, ProgressFn, c_void_p, POINTER(c_uint64)]),
+})
 
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None

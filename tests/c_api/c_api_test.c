@@ -1,9 +1,11 @@
 /* The C API exercised from plain C99: builds a small SafeTensors file by hand, streams
- * it, checks every byte, and checks the error paths' status codes and messages. */
+ * it, checks every byte, lists and downloads it, and checks the error paths' status codes
+ * and messages. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "tensorstream/tensorstream.h"
 
@@ -15,6 +17,10 @@ static int failures = 0;
       ++failures;                                                      \
     }                                                                  \
   } while (0)
+
+static void record_progress(uint64_t bytes_done, void* user_data) {
+  *(uint64_t*)user_data = bytes_done;
+}
 
 static void write_file(const char* path, const char* header, const unsigned char* data,
                        size_t data_len) {
@@ -110,6 +116,45 @@ int main(int argc, char** argv) {
   tensorstream_stream_destroy(stream);
   tensorstream_stream_destroy(NULL);
   tensorstream_tensor_release(NULL);
+
+  /* Download into a nested directory, list it back, refuse a path leaving dst. */
+  char dst[2048], copy[4096], escaped[4096];
+  snprintf(dst, sizeof dst, "%s/c_api_download", argc > 1 ? argv[1] : ".");
+  snprintf(copy, sizeof copy, "%s/nested/copy.safetensors", dst);
+  snprintf(escaped, sizeof escaped, "%s/escaped.bin", argc > 1 ? argv[1] : ".");
+  remove(copy);
+  remove(escaped);
+  tensorstream_options_create(&options);
+  uint64_t written = 0, progressed = 0;
+  EXPECT(tensorstream_download(options, path, dst, "nested/copy.safetensors", record_progress,
+                               &progressed, &written) == TENSORSTREAM_OK);
+  struct stat st;
+  EXPECT(stat(copy, &st) == 0 && (uint64_t)st.st_size == written);
+  EXPECT(written == 8 + strlen(header) + sizeof data && progressed == written);
+  EXPECT(tensorstream_download(options, path, dst, "../escaped.bin", NULL, NULL, NULL) ==
+         TENSORSTREAM_INVALID_ARGUMENT);
+  EXPECT(strstr(tensorstream_last_error(), "../escaped.bin") != NULL);
+  EXPECT(stat(escaped, &st) != 0);
+  EXPECT(tensorstream_download(options, NULL, dst, "x", NULL, NULL, NULL) ==
+         TENSORSTREAM_INVALID_ARGUMENT);
+
+  tensorstream_listing* listing = NULL;
+  EXPECT(tensorstream_list(options, dst, 0, &listing) == TENSORSTREAM_OK);
+  EXPECT(tensorstream_listing_count(listing) == 1);
+  EXPECT(strcmp(tensorstream_listing_relative(listing, 0), "nested") == 0);
+  EXPECT(tensorstream_listing_is_directory(listing, 0) == 1);
+  tensorstream_listing_destroy(listing);
+  EXPECT(tensorstream_list(options, dst, 1, &listing) == TENSORSTREAM_OK);
+  EXPECT(tensorstream_listing_count(listing) == 1);
+  EXPECT(strcmp(tensorstream_listing_relative(listing, 0), "nested/copy.safetensors") == 0);
+  EXPECT(strcmp(tensorstream_listing_uri(listing, 0), copy) == 0);
+  EXPECT(tensorstream_listing_size(listing, 0) == written);
+  EXPECT(tensorstream_listing_is_directory(listing, 0) == 0);
+  tensorstream_listing_destroy(listing);
+  EXPECT(tensorstream_list(options, "/nonexistent/dir", 1, &listing) == TENSORSTREAM_NOT_FOUND);
+  EXPECT(listing == NULL);
+  tensorstream_listing_destroy(NULL);
+  tensorstream_options_destroy(options);
 
   if (failures == 0) printf("c_api_test: all checks passed\n");
   return failures == 0 ? 0 : 1;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Drives the tensorstream CLI end to end: exit codes, one-line errors naming the file,
-# --verify, --json, memory limits. Usage: cli_test.sh CLI MAKE_FIXTURE WORKDIR
+# --verify, --json, memory limits, ls and pull on local directories (the S3 side is in
+# tests/s3/test_fronts.sh). Usage: cli_test.sh CLI MAKE_FIXTURE WORKDIR
 set -u
 cli=$1 fixture=$2 work=$3
 rm -rf "$work" && mkdir -p "$work"
@@ -79,6 +80,66 @@ if ! command -v nvidia-smi >/dev/null 2>&1; then
   expect_error "no cuda" "CUDA" "$cli" stream --device cuda:0 "$work/model.safetensors"
 fi
 expect_error "bad device" "invalid device 'tpu'" "$cli" stream --device tpu "$work/model.safetensors"
+
+# ls and pull on a local tree.
+tree=$work/tree
+mkdir -p "$tree/sub/deeper" "$tree/empty_dir"
+cp "$work/model.safetensors" "$tree/a.safetensors"
+cp "$work/dtypes.safetensors" "$tree/sub/b.safetensors"
+echo '{"k": 1}' > "$tree/config.json"
+echo notes > "$tree/sub/deeper/notes.txt"
+: > "$tree/sub/zero.bin"
+
+expect_ok "ls table" "$cli" ls "$tree"
+grep -qE "^ +[0-9]+  a.safetensors$" "$work/out" && grep -qE "^ +DIR  sub/$" "$work/out" \
+  && grep -q "^2 files, [0-9]* bytes (.*), 2 directories$" "$work/out" && ! grep -q "b.safetensors" "$work/out" \
+  && pass || fail "ls table content: $(cat "$work/out")"
+
+expect_ok "ls recursive json" "$cli" ls --recursive --json "$tree"
+python3 - "$work/out" "$tree" <<'PY' && pass || fail "ls json content"
+import json, os, sys
+d, tree = json.load(open(sys.argv[1])), sys.argv[2]
+paths = [e["path"] for e in d["entries"]]
+assert paths == ["a.safetensors", "config.json", "sub/b.safetensors", "sub/deeper/notes.txt",
+                 "sub/zero.bin"], paths
+for e in d["entries"]:
+    assert e["bytes"] == os.path.getsize(os.path.join(tree, e["path"])) and not e["is_directory"]
+assert d["file_count"] == 5 and d["directory_count"] == 0
+assert d["total_bytes"] == sum(e["bytes"] for e in d["entries"])
+PY
+
+# --include/--exclude are fnmatch globs on the relative path ('*' matches '/' too); every
+# pulled file is byte-identical, nothing else is written.
+expect_ok "pull filtered" "$cli" pull --include '*.safetensors' --include 'sub/*' --exclude '*.txt' \
+  "$tree" "$work/pulled"
+got=$(cd "$work/pulled" && find . -type f | sort | tr '\n' ' ')
+[ "$got" = "./a.safetensors ./sub/b.safetensors ./sub/zero.bin " ] && pass || fail "pull filtered set: $got"
+cmp -s "$tree/a.safetensors" "$work/pulled/a.safetensors" && cmp -s "$tree/sub/b.safetensors" \
+  "$work/pulled/sub/b.safetensors" && pass || fail "pulled bytes differ"
+grep -qE "^pulled 3 files, [0-9]+ bytes .* GB/s$" "$work/out" && pass || fail "pull summary: $(cat "$work/out")"
+
+expect_ok "pull json" "$cli" pull --json --concurrency 2 --chunk-bytes 65536 "file://$tree" "$work/pulled_all"
+python3 - "$work/out" "$tree" <<'PY' && pass || fail "pull json content"
+import json, os, sys
+d, tree = json.load(open(sys.argv[1])), sys.argv[2]
+assert d["files"] == 5 and len(d["paths"]) == 5 and "sub/deeper/notes.txt" in d["paths"]
+assert d["bytes"] == sum(os.path.getsize(os.path.join(tree, p)) for p in d["paths"])
+assert d["seconds"] >= 0 and d["gb_per_s"] >= 0
+PY
+cmp -s "$tree/sub/deeper/notes.txt" "$work/pulled_all/sub/deeper/notes.txt" && pass || fail "nested pull bytes"
+
+expect_error "ls missing" "$tree/nope" "$cli" ls "$tree/nope"
+expect_error "ls a file" "not a directory" "$cli" ls "$tree/config.json"
+expect_error "pull missing" "$tree/nope" "$cli" pull "$tree/nope" "$work/pulled_none"
+[ ! -e "$work/pulled_none" ] && pass || fail "pull of a missing source created its destination"
+expect_error "ls gs" "listing is not supported" "$cli" ls gs://bucket/model
+# A name that is not a plain relative path (a backslash) is refused, not written.
+odd=$work/odd_tree
+mkdir -p "$odd" && echo x > "$odd/a\b.bin"
+expect_error "pull refuses backslash" "refusing to write" "$cli" pull "$odd" "$work/pulled_odd"
+[ -z "$(find "$work/pulled_odd" -type f 2>/dev/null)" ] && pass || fail "refused file was written"
+touch "$work/blocker"
+expect_error "pull into a file" "$work/blocker" "$cli" pull "$tree" "$work/blocker"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

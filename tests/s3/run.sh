@@ -2,21 +2,30 @@
 # Runs the S3 integration tests end to end, non-interactively, on loopback only:
 # builds/installs SeaweedFS if needed (scripts/s3_server.sh install), starts it on free
 # ports, uploads the fixtures with boto3, starts the fault-injecting proxy, runs the
-# S3Integration* GoogleTests, and stops everything whatever happens.
+# S3Integration* GoogleTests, then the CLI and Python front tests (pytest tests/s3: the
+# tensorstream CLI next to the test binary, the installed Python package), and stops
+# everything whatever happens.
 #
 #   tests/s3/run.sh [path/to/tensorstream_tests]   (default build/tests/...)
 #
-# Needs: go (first run only, ~6 min to build SeaweedFS), curl, and a Python with boto3
-# (TENSORSTREAM_PYTHON, default ~/.cache/tensorstream/venv/bin/python).
-# Takes ~35 s once SeaweedFS is installed.
+# Needs: go (first run only, ~6 min to build SeaweedFS), curl, and a Python with boto3,
+# torch, safetensors, pytest and this package installed (TENSORSTREAM_PYTHON, default
+# ~/.cache/tensorstream/venv/bin/python). TENSORSTREAM_CLI overrides the CLI's path.
+# Takes ~45 s once SeaweedFS is installed.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TESTS=${1:-$ROOT/build/tests/tensorstream_tests}
 PYTHON=${TENSORSTREAM_PYTHON:-$HOME/.cache/tensorstream/venv/bin/python}
 [[ -x $TESTS ]] || { echo "tests/s3/run.sh: no test binary at $TESTS" >&2; exit 2; }
+CLI=${TENSORSTREAM_CLI:-$(dirname "$TESTS")/../tensorstream}
+[[ -x $CLI ]] || { echo "tests/s3/run.sh: no tensorstream CLI at $CLI" >&2; exit 2; }
 [[ -x $PYTHON ]] || PYTHON=python3
-"$PYTHON" -c 'import boto3' || { echo "tests/s3/run.sh: $PYTHON lacks boto3" >&2; exit 2; }
+"$PYTHON" -c 'import boto3, pytest, safetensors, tensorstream, torch' || {
+  echo "tests/s3/run.sh: $PYTHON lacks boto3, pytest, safetensors, torch or tensorstream" \
+       "(pip install the package)" >&2
+  exit 2
+}
 
 WORK=$(mktemp -d)
 PROXY_PID=
@@ -70,3 +79,7 @@ TENSORSTREAM_TEST_S3_BUCKET=$BUCKET \
 TENSORSTREAM_TEST_S3_LOCAL_COPY=$WORK/model.bin \
 TENSORSTREAM_TEST_S3_PROXY_ENDPOINT=http://127.0.0.1:$PROXY_PORT \
   "$TESTS" --gtest_filter='S3Integration*'
+
+# The fronts: each test uploads its own objects under a fresh prefix of the bucket.
+TENSORSTREAM_TEST_S3_BUCKET=$BUCKET TENSORSTREAM_CLI=$CLI \
+  "$PYTHON" -m pytest -q -p no:cacheprovider "$ROOT/tests/s3"
