@@ -326,15 +326,17 @@ void ReportPullProgress(uint64_t bytes_done, void* user) {
 }
 
 // Downloads every file below `uri` (recursively) that Selected() lets through to `dst`,
-// keeping the relative paths. A key that would leave `dst` ("..", absolute) stops the pull
-// with the C API's error; files pulled before it stay.
+// keeping the relative paths. A key that would leave `dst` ("..", absolute) fails the pull
+// before anything is written.
 int Pull(const std::string& uri, const std::string& dst, const std::vector<std::string>& include,
          const std::vector<std::string>& exclude, const StreamSettings& settings, bool as_json) {
   ListingPtr listing = List(uri, true);
   std::vector<size_t> chosen;
   uint64_t total = 0;
   for (size_t i = 0; i < tensorstream_listing_count(listing.get()); ++i) {
-    if (Selected(tensorstream_listing_relative(listing.get(), i), include, exclude)) {
+    const char* relative = tensorstream_listing_relative(listing.get(), i);
+    if (Selected(relative, include, exclude)) {
+      Check(tensorstream_check_relative_path(relative));
       chosen.push_back(i);
       total += tensorstream_listing_size(listing.get(), i);
     }
@@ -425,7 +427,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version exit 0; any bad command line exits 2, as documented.
+    return app.exit(e) == 0 ? 0 : 2;
   }
   try {
     if (*inspect) return Inspect(inspect_file, as_json);

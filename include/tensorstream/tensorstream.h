@@ -231,6 +231,11 @@ TENSORSTREAM_API uint64_t tensorstream_listing_size(const tensorstream_listing* 
 TENSORSTREAM_API int tensorstream_listing_is_directory(const tensorstream_listing* listing,
                                                        size_t index);
 
+/* OK when `relative` names a path inside a destination directory; INVALID_ARGUMENT, with
+ * the reason, when it is absolute or has "."/".."/empty segments, a backslash or a NUL.
+ * Lets a front check every key of a listing before it writes anything. */
+TENSORSTREAM_API int tensorstream_check_relative_path(const char* relative);
+
 /* Progress of a download: bytes written so far; called on the calling thread. */
 typedef void (*tensorstream_progress_fn)(uint64_t bytes_done, void* user_data);
 

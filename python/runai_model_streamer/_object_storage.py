@@ -18,7 +18,7 @@ from typing import List, Optional
 
 import tensorstream
 from tensorstream import S3Credentials
-from tensorstream._transfer import matches
+from tensorstream._transfer import check_paths, matches
 
 OBJECT_STORE_SCHEMES = ("s3://", "gs://", "az://")
 SAFETENSORS_PATTERN = "*.safetensors"
@@ -52,13 +52,16 @@ def pull_files(model_path: str, dst: str, allow_pattern: Optional[List[str]] = N
     ``allow_pattern`` (None: every key) and none of ``ignore_pattern``.
 
     Nothing is ever written outside ``dst``: a key whose path below the prefix is absolute
-    or has "."/".." segments raises InvalidArgumentError (a ValueError) when its turn
-    comes. Local paths raise NotImplementedError, as in runai-model-streamer."""
+    or has "."/".." segments raises InvalidArgumentError (a ValueError) before anything is
+    written. Local paths raise NotImplementedError, as in runai-model-streamer."""
     if not is_object_store_path(model_path):
         raise NotImplementedError("pull files is not implemented for file system paths")
-    for entry in tensorstream.list(model_path, recursive=True, s3_credentials=s3_credentials):
-        if matches(_key(entry.uri), allow_pattern, ignore_pattern):
-            tensorstream.download(entry.uri, dst, entry.path, s3_credentials=s3_credentials)
+    entries = [entry for entry in
+               tensorstream.list(model_path, recursive=True, s3_credentials=s3_credentials)
+               if matches(_key(entry.uri), allow_pattern, ignore_pattern)]
+    check_paths(entry.path for entry in entries)
+    for entry in entries:
+        tensorstream.download(entry.uri, dst, entry.path, s3_credentials=s3_credentials)
 
 
 class ObjectStorageModel:

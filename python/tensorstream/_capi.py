@@ -104,6 +104,7 @@ _SIGNATURES.update({
     "tensorstream_listing_relative": (c_char_p, [ListingP, c_size_t]),
     "tensorstream_listing_size": (c_uint64, [ListingP, c_size_t]),
     "tensorstream_listing_is_directory": (c_int, [ListingP, c_size_t]),
+    "tensorstream_check_relative_path": (c_int, [c_char_p]),
     "tensorstream_download": (
         c_int, [OptionsP, c_char_p, c_char_p, c_char_p, ProgressFn, c_void_p, POINTER(c_uint64)]),
 })

@@ -126,6 +126,14 @@ def matches(path: str, include: Optional[Iterable[str]],
     return not any(fnmatch.fnmatchcase(path, p) for p in exclude or ())
 
 
+def check_paths(paths: Iterable[str]) -> None:
+    """Raises InvalidArgumentError for the first path that would leave a destination
+    directory (absolute, "."/".."/empty segments, backslash, NUL)."""
+    lib = _capi.lib()
+    for path in paths:
+        _capi.check(lib.tensorstream_check_relative_path(os.fsencode(path)))
+
+
 def pull(uri, dst, *, include: Optional[Iterable[str]] = None,
          exclude: Optional[Iterable[str]] = None, progress: bool = False,
          s3_credentials: Optional[S3Credentials] = None, concurrency: Optional[int] = None,
@@ -135,13 +143,13 @@ def pull(uri, dst, *, include: Optional[Iterable[str]] = None,
     returns those paths. ``progress``: a tqdm bar of bytes when tqdm is installed.
 
     Files are downloaded one after the other, each by the pipeline's concurrent readers.
-    A path that would leave ``dst`` raises InvalidArgumentError when its turn comes; the
-    files before it stay.
+    A path that would leave ``dst`` raises InvalidArgumentError before anything is written.
     """
     include = None if include is None else [*include]
     exclude = [*(exclude or ())]
     entries = [e for e in list(uri, recursive=True, s3_credentials=s3_credentials)
                if matches(e.path, include, exclude)]
+    check_paths(e.path for e in entries)
     bar = _progress_bar(sum(e.size for e in entries) if progress else None)
     try:
         with _Options(concurrency=concurrency, chunk_bytes=chunk_bytes,

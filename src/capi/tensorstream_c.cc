@@ -400,6 +400,13 @@ int tensorstream_listing_is_directory(const tensorstream_listing* l, size_t i) {
   return l->entries[i].is_directory ? 1 : 0;
 }
 
+int tensorstream_check_relative_path(const char* relative) {
+  return Guard([&]() -> Status {
+    if (relative == nullptr) return NullArgument("relative");
+    return tensorstream::CheckRelativePath(relative);
+  });
+}
+
 int tensorstream_download(const tensorstream_options* options, const char* uri, const char* dst_dir,
                           const char* relative, tensorstream_progress_fn progress, void* user_data,
                           uint64_t* bytes_written) {

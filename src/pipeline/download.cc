@@ -74,14 +74,7 @@ Result<uint64_t> Download(const std::string& uri, const std::string& dst_dir,
   Streamer streamer(options);
   // The object as consecutive chunk-sized ranges: each one is delivered, written at its
   // offset, and released, so memory stays within the stream's limit.
-  TS_ASSIGN_OR_RETURN(std::unique_ptr<Source> probe, OpenSource(uri, options.storage));
-  const uint64_t size = probe->Size();
-  const uint64_t piece =
-      options.chunk_bytes != 0 ? options.chunk_bytes : probe->PreferredChunkBytes();
-  probe.reset();
-  std::vector<uint64_t> sizes;
-  for (uint64_t at = 0; at < size; at += piece) sizes.push_back(std::min(piece, size - at));
-  TS_RETURN_IF_ERROR(streamer.AddRanges(uri, 0, sizes).status());
+  TS_RETURN_IF_ERROR(streamer.AddWholeFile(uri, options.chunk_bytes).status());
   TS_RETURN_IF_ERROR(streamer.Start());
 
   const std::string temp_path = target.string() + ".tensorstream-partial";

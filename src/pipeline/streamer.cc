@@ -61,6 +61,20 @@ Result<size_t> Streamer::AddSafetensorsFile(const std::string& uri) {
 Result<size_t> Streamer::AddRanges(const std::string& uri, uint64_t offset,
                                    const std::vector<uint64_t>& sizes) {
   TS_ASSIGN_OR_RETURN(std::unique_ptr<Source> source, OpenSource(uri, options_.storage));
+  return AddRangesOf(uri, std::move(source), offset, sizes);
+}
+
+Result<size_t> Streamer::AddWholeFile(const std::string& uri, uint64_t piece_bytes) {
+  TS_ASSIGN_OR_RETURN(std::unique_ptr<Source> source, OpenSource(uri, options_.storage));
+  const uint64_t size = source->Size();
+  const uint64_t piece = piece_bytes != 0 ? piece_bytes : source->PreferredChunkBytes();
+  std::vector<uint64_t> sizes;
+  for (uint64_t at = 0; at < size; at += piece) sizes.push_back(std::min(piece, size - at));
+  return AddRangesOf(uri, std::move(source), 0, sizes);
+}
+
+Result<size_t> Streamer::AddRangesOf(const std::string& uri, std::unique_ptr<Source> source,
+                                     uint64_t offset, const std::vector<uint64_t>& sizes) {
   std::vector<Item> items;
   items.reserve(sizes.size());
   uint64_t at = offset;

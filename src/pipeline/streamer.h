@@ -93,6 +93,9 @@ class Streamer {
   // Raw ranges [offset, offset+sizes[0]), then the next, … delivered as U8 items.
   Result<size_t> AddRanges(const std::string& uri, uint64_t offset,
                            const std::vector<uint64_t>& sizes);
+  // The whole file as consecutive ranges of `piece_bytes` (0: the storage's preferred
+  // read size), opening it once.
+  Result<size_t> AddWholeFile(const std::string& uri, uint64_t piece_bytes);
   // Only the named tensors of a file are read. NotFound for an unknown name.
   Status Select(size_t file_index, const std::vector<std::string>& names);
 
@@ -126,6 +129,8 @@ class Streamer {
     char* dst = nullptr;
   };
 
+  Result<size_t> AddRangesOf(const std::string& uri, std::unique_ptr<Source> source,
+                             uint64_t offset, const std::vector<uint64_t>& sizes);
   Result<size_t> AddFile(const std::string& uri, std::unique_ptr<Source> source,
                          std::vector<Item> items, std::string metadata_json);
   Status PlanAndLaunch();

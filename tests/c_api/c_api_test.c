@@ -118,10 +118,10 @@ int main(int argc, char** argv) {
   tensorstream_tensor_release(NULL);
 
   /* Download into a nested directory, list it back, refuse a path leaving dst. */
-  char dst[2048], copy[4096], escaped[4096];
-  snprintf(dst, sizeof dst, "%s/c_api_download", argc > 1 ? argv[1] : ".");
+  char dst[2048], copy[2200], escaped[2200];
+  snprintf(dst, sizeof dst, "%.2000s/c_api_download", argc > 1 ? argv[1] : ".");
   snprintf(copy, sizeof copy, "%s/nested/copy.safetensors", dst);
-  snprintf(escaped, sizeof escaped, "%s/escaped.bin", argc > 1 ? argv[1] : ".");
+  snprintf(escaped, sizeof escaped, "%.2000s/escaped.bin", argc > 1 ? argv[1] : ".");
   remove(copy);
   remove(escaped);
   tensorstream_options_create(&options);

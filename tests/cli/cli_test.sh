@@ -70,7 +70,7 @@ expect_error "memory limit too small" "memory limit of 1000 bytes" "$cli" stream
 
 "$cli" stream --concurrency 0 "$work/model.safetensors" >/dev/null 2>"$work/err"
 rc=$?
-[ $rc -ne 0 ] && [ $rc -ne 1 ] && grep -q -- "--concurrency" "$work/err" && pass \
+[ $rc -eq 2 ] && grep -q -- "--concurrency" "$work/err" && pass \
   || fail "bad --concurrency not rejected by the parser (exit $rc)"
 RUNAI_STREAMER_CONCURRENCY=abc "$cli" stream "$work/model.safetensors" >"$work/out" 2>"$work/err"
 [ $? -eq 1 ] && grep -q "RUNAI_STREAMER_CONCURRENCY='abc'" "$work/err" && pass || fail "bad env var: $(cat "$work/err")"

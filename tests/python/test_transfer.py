@@ -156,7 +156,9 @@ def fake_s3():
 @pytest.mark.parametrize("key", ["m/../escape.bin", "m/a/../../escape.bin", "m//escape.bin",
                                  "m/./escape.bin", "m/a\\..\\..\\escape.bin"])
 def test_pull_refuses_object_keys_leaving_dst(fake_s3, tmp_path, key, monkeypatch):
-    monkeypatch.setattr(_FakeListing, "keys", [key])
+    # A fine key listed first is not fetched either: every key is checked before any
+    # download (the fake serves no objects, so a fetch would fail differently).
+    monkeypatch.setattr(_FakeListing, "keys", ["m/a-fine-key.bin", key])
     dst = tmp_path / "models" / "dst"
     with pytest.raises(tensorstream.InvalidArgumentError, match="refusing to write"):
         runai_model_streamer.pull_files("s3://b/m", str(dst), s3_credentials=fake_s3)
