@@ -3,6 +3,7 @@
 // behind under either name when a download fails. The S3 side runs in
 // s3_integration_test.cc and tests/s3/test_python_s3.py against a server.
 #include "pipeline/download.h"
+#include "safetensors_writer.h"
 
 #include <gtest/gtest.h>
 
@@ -33,11 +34,11 @@ TEST(CheckRelativePath, RefusesPathsThatLeaveTheDestination) {
   }
 }
 
-class DownloadTest : public testing::Test {
+class DownloadTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::path(testing::TempDir()) / "download_test";
-    fs::remove_all(dir_);
+    // A directory of this test's own: ctest runs tests in parallel processes.
+    dir_ = fs::path(tensorstream::testing::MakeTempDir("download"));
     fs::create_directories(dir_ / "src");
     fs::create_directories(dir_ / "dst");
   }
