@@ -23,6 +23,7 @@ log "streaming with the CLI (verifying every byte)"
 log "streaming from Python through the runai_model_streamer drop-in"
 "$TS_PY" - "$model" <<'PY'
 import sys, time
+import torch  # imported before the timer, as in a server that already runs torch
 from runai_model_streamer import SafetensorsStreamer
 start, total = time.perf_counter(), 0
 with SafetensorsStreamer() as streamer:

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "safetensors_writer.h"
 #include "storage/s3/s3_client.h"
 
 namespace tensorstream::s3 {
@@ -27,17 +28,24 @@ std::filesystem::path ScriptPath() {
   return std::filesystem::path(__FILE__).parent_path().parent_path() / "s3" / "botocore_sign.py";
 }
 
-// Runs the script on `input`; nullopt when Python or botocore is unavailable.
+// Runs the script on `input`; nullopt when the Python environment is absent (the test then
+// skips). A Python that exists but cannot run the script is a failure, not a skip.
 std::optional<nlohmann::json> RunBotocore(const nlohmann::json& input) {
-  if (!std::filesystem::exists(PythonPath()) || !std::filesystem::exists(ScriptPath())) {
-    return std::nullopt;
-  }
-  const std::string in_path = testing::TempDir() + "/botocore_in.json";
-  const std::string out_path = testing::TempDir() + "/botocore_out.json";
+  if (!std::filesystem::exists(PythonPath())) return std::nullopt;
+  // Files of this process's own: ctest runs tests in parallel processes.
+  const std::string dir = tensorstream::testing::MakeTempDir("botocore");
+  const std::string in_path = dir + "/in.json";
+  const std::string out_path = dir + "/out.json";
   std::ofstream(in_path) << input.dump();
-  const std::string cmd = "'" + PythonPath() + "' '" + ScriptPath().string() + "' < '" + in_path +
-                          "' > '" + out_path + "' 2>/dev/null";
-  if (std::system(cmd.c_str()) != 0) return std::nullopt;
+  std::string cmd = "'";
+  cmd += PythonPath();
+  cmd += "' '";
+  cmd += ScriptPath().string();
+  cmd += "' < '" + in_path + "' > '" + out_path + "'";
+  if (std::system(cmd.c_str()) != 0) {
+    ADD_FAILURE() << "botocore signer script failed: " << cmd;
+    return nlohmann::json();
+  }
   std::ifstream out(out_path);
   return nlohmann::json::parse(out, nullptr, false);
 }
@@ -116,7 +124,8 @@ TEST(S3Botocore, SameAuthorizationAsBotocore) {
                      {"token", c.credentials.session_token}});
   }
   const std::optional<nlohmann::json> theirs = RunBotocore(input);
-  if (!theirs || !theirs->is_array()) GTEST_SKIP() << "python with botocore not available";
+  if (!theirs) GTEST_SKIP() << "no Python environment at " << PythonPath();
+  ASSERT_TRUE(theirs->is_array()) << "botocore signer gave no answer";
   ASSERT_EQ(theirs->size(), cases.size());
   for (size_t i = 0; i < cases.size(); ++i) {
     SCOPED_TRACE("case " + std::to_string(i) + ": " + cases[i].key);
