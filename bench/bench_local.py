@@ -2,7 +2,8 @@
 """Local-disk benchmark of the tensorstream CLI against the machine's own limits.
 
 Streams a generated Llama-shaped file with `tensorstream stream --json` at several
-concurrencies, page-cache warm and cold (the file evicted with posix_fadvise DONTNEED
+concurrencies — tensors as views of the mapped file (the default without a memory limit)
+and read into buffers (TENSORSTREAM_MMAP=0) — page-cache warm and cold (the file evicted with posix_fadvise DONTNEED
 before each cold run), side by side with `dd` and `cat` of the same file, and prints a
 markdown table of medians. Standard library only.
 
@@ -39,9 +40,12 @@ def timed(cmd):
     return time.perf_counter() - start
 
 
-def run_tensorstream(cli, path, extra):
+def run_tensorstream(cli, path, extra, copy=False):
+    """GB/s of `tensorstream stream`; copy=True reads into buffers (TENSORSTREAM_MMAP=0)
+    instead of handing out views of the mapped file."""
+    env = dict(os.environ, TENSORSTREAM_MMAP="0" if copy else "1")
     out = subprocess.run([cli, "stream", "--json", *extra, path], check=True,
-                         capture_output=True, text=True).stdout
+                         capture_output=True, text=True, env=env).stdout
     return json.loads(out)["gb_per_s"]
 
 
@@ -71,8 +75,10 @@ def main():
                 ["dd", f"if={path}", "of=/dev/null", "bs=16M", "iflag=direct"]) / 1e9))
         cases.append(("cat", mode, lambda: size / timed(["cat", path]) / 1e9))
         for c in args.concurrency.split(","):
-            cases.append((f"tensorstream --concurrency {c}", mode,
+            cases.append((f"tensorstream --concurrency {c} (mapped)", mode,
                           lambda c=c: run_tensorstream(cli, path, ["--concurrency", c])))
+            cases.append((f"tensorstream --concurrency {c} (read into buffers)", mode,
+                          lambda c=c: run_tensorstream(cli, path, ["--concurrency", c], copy=True)))
             if mode == "cold":
                 cases.append((f"tensorstream --concurrency {c} --direct", mode,
                               lambda c=c: run_tensorstream(cli, path, ["--concurrency", c, "--direct"])))
