@@ -25,7 +25,8 @@ class CudaApi {
   virtual ~CudaApi() = default;
 
   virtual Result<int> DeviceCount() = 0;
-  // Makes `device` current for the calling thread (the runtime's per-thread state).
+  // The calling thread's current device, and making `device` current for it.
+  virtual Result<int> GetDevice() = 0;
   virtual Status SetDevice(int device) = 0;
   // Page-locked host memory, so copies from it run at bus speed and asynchronously.
   virtual Result<void*> HostAllocPinned(size_t bytes) = 0;

@@ -21,6 +21,7 @@ constexpr unsigned kEventDisableTiming = 2;
 
 struct CudaFunctions {
   int (*GetDeviceCount)(int*);
+  int (*GetDevice)(int*);
   int (*SetDevice)(int);
   int (*HostAlloc)(void**, size_t, unsigned);
   int (*FreeHost)(void*);
@@ -44,6 +45,11 @@ class CudaRuntime final : public CudaApi {
     int count = 0;
     TS_RETURN_IF_ERROR(Check(f_.GetDeviceCount(&count), "cudaGetDeviceCount"));
     return count;
+  }
+  Result<int> GetDevice() override {
+    int device = 0;
+    TS_RETURN_IF_ERROR(Check(f_.GetDevice(&device), "cudaGetDevice"));
+    return device;
   }
   Status SetDevice(int device) override {
     return Check(f_.SetDevice(device), "cudaSetDevice(" + std::to_string(device) + ")");
@@ -120,19 +126,19 @@ Result<std::shared_ptr<CudaApi>> Load() {
                        "); set TENSORSTREAM_CUDART to its path");
   }
   CudaFunctions f{};
-  const bool ok = Resolve(lib, "cudaGetDeviceCount", &f.GetDeviceCount) &&
-                  Resolve(lib, "cudaSetDevice", &f.SetDevice) &&
-                  Resolve(lib, "cudaHostAlloc", &f.HostAlloc) &&
-                  Resolve(lib, "cudaFreeHost", &f.FreeHost) &&
-                  Resolve(lib, "cudaMalloc", &f.Malloc) && Resolve(lib, "cudaFree", &f.Free) &&
-                  Resolve(lib, "cudaStreamCreateWithFlags", &f.StreamCreateWithFlags) &&
-                  Resolve(lib, "cudaStreamDestroy", &f.StreamDestroy) &&
-                  Resolve(lib, "cudaMemcpyAsync", &f.MemcpyAsync) &&
-                  Resolve(lib, "cudaEventCreateWithFlags", &f.EventCreateWithFlags) &&
-                  Resolve(lib, "cudaEventDestroy", &f.EventDestroy) &&
-                  Resolve(lib, "cudaEventRecord", &f.EventRecord) &&
-                  Resolve(lib, "cudaEventSynchronize", &f.EventSynchronize) &&
-                  Resolve(lib, "cudaGetErrorString", &f.GetErrorString);
+  const bool ok =
+      Resolve(lib, "cudaGetDeviceCount", &f.GetDeviceCount) &&
+      Resolve(lib, "cudaGetDevice", &f.GetDevice) && Resolve(lib, "cudaSetDevice", &f.SetDevice) &&
+      Resolve(lib, "cudaHostAlloc", &f.HostAlloc) && Resolve(lib, "cudaFreeHost", &f.FreeHost) &&
+      Resolve(lib, "cudaMalloc", &f.Malloc) && Resolve(lib, "cudaFree", &f.Free) &&
+      Resolve(lib, "cudaStreamCreateWithFlags", &f.StreamCreateWithFlags) &&
+      Resolve(lib, "cudaStreamDestroy", &f.StreamDestroy) &&
+      Resolve(lib, "cudaMemcpyAsync", &f.MemcpyAsync) &&
+      Resolve(lib, "cudaEventCreateWithFlags", &f.EventCreateWithFlags) &&
+      Resolve(lib, "cudaEventDestroy", &f.EventDestroy) &&
+      Resolve(lib, "cudaEventRecord", &f.EventRecord) &&
+      Resolve(lib, "cudaEventSynchronize", &f.EventSynchronize) &&
+      Resolve(lib, "cudaGetErrorString", &f.GetErrorString);
   if (!ok)
     return Unavailable("CUDA is not available: the CUDA runtime lacks " + std::string(::dlerror()));
   auto runtime = std::make_shared<CudaRuntime>(f);

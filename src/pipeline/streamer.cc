@@ -248,6 +248,13 @@ Status Streamer::StartDevice(size_t readers) {
     return Unavailable("CUDA device " + std::to_string(options_.device) + " does not exist (" +
                        std::to_string(count) + " devices)");
   }
+  // The caller's thread keeps its current device (torch's, say) once Start returns.
+  TS_ASSIGN_OR_RETURN(const int callers_device, cuda_->GetDevice());
+  struct RestoreDevice {
+    CudaApi& cuda;
+    int device;
+    ~RestoreDevice() { (void)cuda.SetDevice(device); }
+  } restore{*cuda_, callers_device};
   TS_RETURN_IF_ERROR(cuda_->SetDevice(options_.device));
   // Destinations: the caller's, or device memory of our own, freed with the tensor.
   item_destinations_.resize(plan_->items.size());

@@ -59,8 +59,13 @@ struct FakeCuda::Stream {
 
 FakeCuda::~FakeCuda() = default;
 
+thread_local int FakeCuda::current_device_ = 0;
+
+Result<int> FakeCuda::GetDevice() { return current_device_; }
+
 Status FakeCuda::SetDevice(int device) {
   if (device < 0 || device >= devices_) return Unavailable("cudaSetDevice: invalid device ordinal");
+  current_device_ = device;
   return Status::Ok();
 }
 

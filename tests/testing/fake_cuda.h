@@ -24,6 +24,7 @@ class FakeCuda final : public CudaApi {
   ~FakeCuda() override;
 
   Result<int> DeviceCount() override { return devices_; }
+  Result<int> GetDevice() override;
   Status SetDevice(int device) override;
   Result<void*> HostAllocPinned(size_t bytes) override;
   void HostFreePinned(void* ptr) override;
@@ -54,6 +55,7 @@ class FakeCuda final : public CudaApi {
   struct Event;
 
   const int devices_;
+  static thread_local int current_device_;  // like the runtime: per thread
   std::atomic<int64_t> fail_copy_{0};
   std::atomic<int64_t> pinned_allocations_{0};
   std::atomic<int64_t> live_pinned_{0};

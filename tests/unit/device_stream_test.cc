@@ -193,6 +193,16 @@ TEST(DeviceStream, PinnedStagingStaysWithinTheMemoryLimit) {
   EXPECT_EQ(tiny.Start().code(), StatusCode::kMemoryLimit);
 }
 
+TEST(DeviceStream, StartLeavesTheCallersCurrentDevice) {
+  const std::string path = WriteModel(Tensors());
+  auto cuda = std::make_shared<FakeCuda>(4);
+  ASSERT_TRUE(cuda->SetDevice(1).ok());
+  Streamer streamer(DeviceOptions(cuda, 2, 0, -1, /*device=*/3));
+  ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
+  ASSERT_TRUE(streamer.Start().ok());
+  EXPECT_EQ(*cuda->GetDevice(), 1);
+}
+
 TEST(DeviceStream, ParseDevice) {
   EXPECT_EQ(*ParseDevice("cpu"), -1);
   EXPECT_EQ(*ParseDevice("cuda"), 0);
