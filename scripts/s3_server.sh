@@ -31,6 +31,8 @@ install() {
   if [[ -x $BIN && -f $BIN.version && $(cat "$BIN.version") == "$SEAWEEDFS_VERSION" ]]; then
     return 0
   fi
+  # The Go toolchain of these machines lives in /usr/local/go, not always on PATH.
+  command -v go >/dev/null || PATH=$PATH:/usr/local/go/bin
   command -v go >/dev/null || { log "go is required to build SeaweedFS"; exit 1; }
   mkdir -p "$CACHE/bin"
   # `go install module/weed@version` refuses modules whose go.mod has replace directives
