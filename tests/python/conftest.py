@@ -10,36 +10,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 safetensors_torch = pytest.importorskip("safetensors.torch")
-from safetensors import safe_open  # noqa: E402
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "testing"))
+from tensor_checks import as_bytes, assert_same, random_tensor, read_tree, reference  # noqa: E402,F401
 
 
-def random_tensor(dtype, shape, generator=None):
-    """A tensor of `dtype` and `shape` filled with random bit patterns (bool: 0/1)."""
-    if dtype == torch.bool:
-        return torch.randint(0, 2, shape, generator=generator).to(torch.bool)
-    itemsize = torch.empty((), dtype=dtype).element_size()
-    count = 1
-    for dim in shape:
-        count *= dim
-    raw = torch.randint(0, 256, (count * itemsize,), dtype=torch.uint8, generator=generator)
-    return raw.view(dtype).reshape(shape)
 
 
-def as_bytes(tensor) -> bytes:
-    """The bytes of a CPU tensor, whatever its dtype (NaN patterns compare equal)."""
-    return tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
-
-
-def assert_same(actual, expected, name=""):
-    assert actual.dtype == expected.dtype, name
-    assert tuple(actual.shape) == tuple(expected.shape), name
-    assert as_bytes(actual) == as_bytes(expected), name
-
-
-def reference(path) -> dict:
-    """Every tensor of a file as safetensors' own loader returns it."""
-    with safe_open(str(path), framework="pt") as f:
-        return {name: f.get_tensor(name) for name in f.keys()}
 
 
 def save(tensors: dict, path) -> str:

@@ -13,6 +13,7 @@ from xml.sax.saxutils import escape
 import pytest
 
 import runai_model_streamer
+from conftest import read_tree
 import tensorstream
 
 
@@ -33,16 +34,6 @@ def tree(tmp_path):
         (src / rel).write_bytes(data)
     return src, files
 
-
-def written_files(root) -> dict:
-    """{relative path: bytes} of every file below root."""
-    out = {}
-    for dirpath, _, names in os.walk(root):
-        for name in names:
-            path = os.path.join(dirpath, name)
-            with open(path, "rb") as f:
-                out[os.path.relpath(path, root)] = f.read()
-    return out
 
 
 def test_list_levels(tree):
@@ -94,7 +85,7 @@ def test_download_refuses_paths_leaving_dst(tree, tmp_path, bad):
     with pytest.raises(tensorstream.InvalidArgumentError, match="refusing to write"):
         tensorstream.download(src / "config.json", tmp_path / "dst", bad)
     assert not (tmp_path / "escape.bin").exists() and not os.path.exists("/tmp/escape.bin")
-    assert written_files(tmp_path / "dst") == {}
+    assert read_tree(tmp_path / "dst") == {}
 
 
 def test_pull_filters_on_relative_paths(tree, tmp_path):
@@ -102,14 +93,14 @@ def test_pull_filters_on_relative_paths(tree, tmp_path):
     paths = tensorstream.pull(src, tmp_path / "dst", include=["*.safetensors", "sub/*"],
                               exclude=["*.txt"])
     assert paths == ["a.safetensors", "sub/b.safetensors", "sub/zero.bin"]
-    assert written_files(tmp_path / "dst") == {p: files[p] for p in paths}
+    assert read_tree(tmp_path / "dst") == {p: files[p] for p in paths}
     assert tensorstream.pull(src, tmp_path / "none", include=[]) == []
 
 
 def test_pull_everything_with_progress(tree, tmp_path):
     src, files = tree
     assert tensorstream.pull(f"file://{src}", tmp_path / "dst", progress=True) == sorted(files)
-    assert written_files(tmp_path / "dst") == files
+    assert read_tree(tmp_path / "dst") == files
 
 
 class _FakeListing(http.server.BaseHTTPRequestHandler):
@@ -164,4 +155,4 @@ def test_pull_refuses_object_keys_leaving_dst(fake_s3, tmp_path, key, monkeypatc
         runai_model_streamer.pull_files("s3://b/m", str(dst), s3_credentials=fake_s3)
     with pytest.raises(tensorstream.InvalidArgumentError, match="refusing to write"):
         tensorstream.pull("s3://b/m/", dst, s3_credentials=fake_s3)
-    assert written_files(tmp_path) == {}
+    assert read_tree(tmp_path) == {}

@@ -14,7 +14,11 @@ import pytest
 torch = pytest.importorskip("torch")
 boto3 = pytest.importorskip("boto3")
 from botocore.config import Config  # noqa: E402
-from safetensors import safe_open  # noqa: E402
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "testing"))
+from tensor_checks import as_bytes, assert_same, random_tensor, read_tree, reference  # noqa: E402,F401
 from safetensors.torch import save_file  # noqa: E402
 
 BUCKET = os.environ.get("TENSORSTREAM_TEST_S3_BUCKET")
@@ -50,14 +54,6 @@ def prefix(s3):
     return Prefix(s3, f"fronts-{uuid.uuid4().hex[:12]}")
 
 
-def random_tensor(dtype, shape, generator):
-    itemsize = torch.empty((), dtype=dtype).element_size()
-    count = 1
-    for dim in shape:
-        count *= dim
-    raw = torch.randint(0, 256, (count * itemsize,), dtype=torch.uint8, generator=generator)
-    return raw.view(dtype).reshape(shape)
-
 
 @pytest.fixture
 def shards(tmp_path):
@@ -91,28 +87,4 @@ def model_tree(prefix, shards):
     return prefix, files
 
 
-def read_tree(root) -> dict:
-    """{relative path: bytes} of every file below root."""
-    out = {}
-    for dirpath, _, names in os.walk(root):
-        for name in names:
-            path = os.path.join(dirpath, name)
-            with open(path, "rb") as f:
-                out[os.path.relpath(path, root)] = f.read()
-    return out
 
-
-def reference(path) -> dict:
-    """Every tensor of a local file as safetensors' own loader returns it."""
-    with safe_open(str(path), framework="pt") as f:
-        return {name: f.get_tensor(name) for name in f.keys()}
-
-
-def as_bytes(tensor) -> bytes:
-    return tensor.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
-
-
-def assert_same(actual, expected, name):
-    assert actual.dtype == expected.dtype, name
-    assert tuple(actual.shape) == tuple(expected.shape), name
-    assert as_bytes(actual) == as_bytes(expected), name
