@@ -42,7 +42,7 @@ if want tsan; then
   build_tree "$REPO_ROOT/build-tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTENSORSTREAM_SANITIZE=thread \
     -DTENSORSTREAM_BUILD_CLI=OFF
   TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-    "$REPO_ROOT/build-tsan/tests/tensorstream_tests" --gtest_filter='Streamer.*:HostMemory.*:Plan.*'
+    "$REPO_ROOT/build-tsan/tests/tensorstream_tests" --gtest_filter='Streamer.*:HostMemory.*:Plan.*:DeviceStream.*:Download*'
 fi
 
 if want fuzz; then

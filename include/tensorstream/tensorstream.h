@@ -77,6 +77,9 @@ TENSORSTREAM_API const char* tensorstream_status_name(int status);
  *   RUNAI_STREAMER_CHUNK_BYTESIZE  bytes per read (default 2 MiB local)
  *   RUNAI_STREAMER_MEMORY_LIMIT    -1 unlimited (default), 0 = the largest tensor, N bytes
  *   TENSORSTREAM_DIRECT_IO         1 to read local files with O_DIRECT
+ *   TENSORSTREAM_MMAP              0: without a memory limit, read local files into
+ *                                  buffers rather than hand out views of a copy-on-write
+ *                                  mapping of the file (the default, 1)
  * An unparsable environment value makes create fail with INVALID_ARGUMENT naming it.
  * -------------------------------------------------------------------------------------- */
 typedef struct tensorstream_options tensorstream_options;

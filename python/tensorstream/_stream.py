@@ -116,7 +116,8 @@ class Stream:
     """One streaming pass: add files or ranges, optionally select, start, take tensors.
 
     Options are read from the environment (RUNAI_STREAMER_CONCURRENCY,
-    RUNAI_STREAMER_CHUNK_BYTESIZE, RUNAI_STREAMER_MEMORY_LIMIT, TENSORSTREAM_DIRECT_IO)
+    RUNAI_STREAMER_CHUNK_BYTESIZE, RUNAI_STREAMER_MEMORY_LIMIT, TENSORSTREAM_DIRECT_IO,
+    TENSORSTREAM_MMAP)
     when the Stream is created; keyword arguments that are not None override them.
     With ``device="cuda:N"`` the library streams through pinned staging straight into
     device memory: give each tensor a destination with ``set_destination`` before

@@ -33,7 +33,11 @@ DeviceStaging::~DeviceStaging() {
 Status DeviceStaging::Wait(Slot& slot, std::vector<uint32_t>* finished) {
   if (!slot.busy) return Status::Ok();
   slot.busy = false;
-  TS_RETURN_IF_ERROR(cuda_->EventSynchronize(slot.event));
+  const Status status = cuda_->EventSynchronize(slot.event);
+  if (!status.ok()) {
+    failed_chunk_ = slot.chunk;
+    return status;
+  }
   finished->push_back(slot.chunk);
   return Status::Ok();
 }

@@ -40,6 +40,9 @@ class DeviceStaging {
   // Waits for every chunk in flight and appends them to `finished`.
   Status Drain(std::vector<uint32_t>* finished);
 
+  // The chunk whose copies failed, after NextSlot or Drain returned an error.
+  uint32_t failed_chunk() const { return failed_chunk_; }
+
  private:
   struct Slot {
     char* host = nullptr;
@@ -54,6 +57,7 @@ class DeviceStaging {
   CudaApi::StreamHandle stream_ = nullptr;
   Slot slots_[kSlots];
   int current_ = 0;
+  uint32_t failed_chunk_ = 0;
 };
 
 }  // namespace tensorstream

@@ -21,11 +21,10 @@ class TempFile {
   }
   int fd() const { return fd_; }
   Status Commit(const std::string& final_path) {
-    if (::fsync(fd_) != 0 || ::close(fd_) != 0) {
-      fd_ = -1;
-      return ErrnoStatus(errno, path_ + ": cannot write");
-    }
+    int err = ::fsync(fd_) != 0 ? errno : 0;
+    if (::close(fd_) != 0 && err == 0) err = errno;
     fd_ = -1;
+    if (err != 0) return ErrnoStatus(err, path_ + ": cannot write");
     if (::rename(path_.c_str(), final_path.c_str()) != 0) {
       return ErrnoStatus(errno, final_path + ": cannot rename the download into place");
     }
@@ -71,7 +70,9 @@ Result<uint64_t> Download(const std::string& uri, const std::string& dst_dir,
   std::filesystem::create_directories(target.parent_path(), ec);
   if (ec) return ErrnoStatus(ec.value(), target.parent_path().string() + ": cannot create");
 
-  Streamer streamer(options);
+  StreamOptions host_options = options;
+  host_options.device = -1;  // the bytes go to a file through host memory
+  Streamer streamer(host_options);
   // The object as consecutive chunk-sized ranges: each one is delivered, written at its
   // offset, and released, so memory stays within the stream's limit.
   TS_RETURN_IF_ERROR(streamer.AddWholeFile(uri, options.chunk_bytes).status());

@@ -193,7 +193,7 @@ Status Streamer::PlanAndLaunch() {
   }
   const uint64_t in_flight = static_cast<uint64_t>(options_.concurrency) * largest_chunk;
   if (limit < 0) read_ahead_window_ = std::max({kMinReadAheadWindow, 4 * in_flight, largest});
-  memory_ = std::make_shared<HostMemory>(limit, std::max(read_ahead_window_, 2 * in_flight));
+  SetMemory(std::make_shared<HostMemory>(limit, std::max(read_ahead_window_, 2 * in_flight)));
   if (limit < 0 && options_.map_files) {
     // Without a limit, tensors of mappable (local, buffered) files are views of the page
     // cache: readers only make the pages resident, and nothing is copied.
@@ -277,7 +277,7 @@ Status Streamer::StartDevice(size_t readers) {
                         DeviceStaging::Create(cuda_, options_.device, staging_slot_bytes_));
     staging_.push_back(std::move(staging));
   }
-  memory_ = std::make_shared<HostMemory>(kUnlimitedMemory, 0);
+  SetMemory(std::make_shared<HostMemory>(kUnlimitedMemory, 0));
   return Status::Ok();
 }
 
@@ -312,8 +312,8 @@ void Streamer::DeviceReaderLoop(DeviceStaging& staging) {
     const StreamFile& file = files_[group.file_index];
     auto slot = staging.NextSlot(&finished);
     finish();
-    if (!slot.ok()) {
-      status = slot.status().WithContext(file.uri);
+    if (!slot.ok()) {  // a copy of an earlier chunk failed: name that chunk's tensors
+      status = slot.status().WithContext(DescribeChunk(staging.failed_chunk()));
       break;
     }
     status = file.source->ReadAt(chunk.offset, chunk.length, *slot, cancelled_);
@@ -333,11 +333,26 @@ void Streamer::DeviceReaderLoop(DeviceStaging& staging) {
         break;
       }
     }
-    if (status.ok()) status = staging.Submit(task.chunk);
+    if (status.ok()) {
+      status = staging.Submit(task.chunk).WithContext(DescribeChunk(task.chunk));
+    }
   }
-  if (status.ok()) status = staging.Drain(&finished);
+  if (status.ok()) {
+    status = staging.Drain(&finished);
+    if (!status.ok()) status = status.WithContext(DescribeChunk(staging.failed_chunk()));
+  }
   if (status.ok()) finish();
   if (!status.ok()) Fail(status);
+}
+
+std::string Streamer::DescribeChunk(uint32_t chunk) const {
+  const ReadGroup& group = plan_->groups[plan_->chunks[chunk].group];
+  std::string text =
+      files_[group.file_index].uri + ": tensor '" + plan_->items[group.items.front()].name + "'";
+  if (group.items.size() > 1) {
+    text += " (and " + std::to_string(group.items.size() - 1) + " more in the same read)";
+  }
+  return text;
 }
 
 void Streamer::HostReaderLoop() {
@@ -446,7 +461,7 @@ void Streamer::DeliverGroup(uint32_t g) {
       const std::shared_ptr<const FileMapping>& mapping = files_[group.file_index].mapping;
       if (cuda_ != nullptr) {
         completed_.push_back(std::make_unique<DeliveredTensor>(
-            plan_, i, nullptr, item_destinations_[i], item_owners_[i], options_.device));
+            plan_, i, nullptr, item_destinations_[i], std::move(item_owners_[i]), options_.device));
       } else if (mapping != nullptr) {
         completed_.push_back(std::make_unique<DeliveredTensor>(
             plan_, i, nullptr, mapping->data() + plan_->items[i].offset, mapping));
@@ -459,15 +474,23 @@ void Streamer::DeliverGroup(uint32_t g) {
   queue_cv_.notify_one();
 }
 
+void Streamer::SetMemory(std::shared_ptr<HostMemory> memory) {
+  std::lock_guard lock(queue_mu_);  // Fail() may run concurrently, from Cancel()
+  memory_ = std::move(memory);
+  if (cancelled_.load(std::memory_order_acquire)) memory_->Cancel();
+}
+
 void Streamer::Fail(const Status& status) {
+  std::shared_ptr<HostMemory> memory;
   {
     // Set under queue_mu_ so that a reader between checking and waiting on taken_cv_
     // cannot miss it.
     std::lock_guard lock(queue_mu_);
     if (error_.ok()) error_ = status;
     cancelled_.store(true, std::memory_order_release);
+    memory = memory_;
   }
-  if (memory_) memory_->Cancel();
+  if (memory) memory->Cancel();
   queue_cv_.notify_all();
   taken_cv_.notify_all();
 }
@@ -479,7 +502,9 @@ Result<std::unique_ptr<DeliveredTensor>> Streamer::Next() {
   std::unique_lock lock(queue_mu_);
   queue_cv_.wait(lock,
                  [&] { return !completed_.empty() || !error_.ok() || delivered_ == total_items_; });
-  if (!error_.ok() && error_.code() != StatusCode::kCancelled) return error_;
+  if (!error_.ok() && error_.code() != StatusCode::kCancelled && delivered_ < total_items_) {
+    return error_;
+  }
   if (!completed_.empty()) {
     std::unique_ptr<DeliveredTensor> tensor = std::move(completed_.front());
     completed_.pop_front();
@@ -493,7 +518,8 @@ Result<std::unique_ptr<DeliveredTensor>> Streamer::Next() {
     }
     return tensor;
   }
-  if (!error_.ok()) return error_;
+  // After the last tensor, the stream has ended well whatever happens later (a Cancel).
+  if (!error_.ok() && delivered_ < total_items_) return error_;
   return std::unique_ptr<DeliveredTensor>();
 }
 

@@ -142,6 +142,8 @@ class Streamer {
   Status LaunchReaders(size_t readers);
   void HostReaderLoop();
   void DeviceReaderLoop(DeviceStaging& staging);
+  // "uri: tensor 'name'" for the tensors that chunk `chunk` carries, for error messages.
+  std::string DescribeChunk(uint32_t chunk) const;
   // Hands out the next chunk in plan order, reserving and allocating its group's buffer
   // first when it is the group's first chunk. False when nothing is left or stopping.
   bool TakeChunk(ChunkTask* task);
@@ -151,6 +153,7 @@ class Streamer {
   void FinishChunk(uint32_t chunk);
   void DeliverGroup(uint32_t group);
   void Fail(const Status& status);
+  void SetMemory(std::shared_ptr<HostMemory> memory);
 
   const StreamOptions options_;
   std::vector<StreamFile> files_;
@@ -177,7 +180,7 @@ class Streamer {
   uint32_t next_chunk_in_group_ = 0;
 
   // Completion queue, guarded by queue_mu_.
-  std::mutex queue_mu_;
+  mutable std::mutex queue_mu_;
   std::condition_variable queue_cv_;
   std::deque<std::unique_ptr<DeliveredTensor>> completed_;
   Status error_;  // first error, or Cancelled

@@ -193,6 +193,41 @@ TEST(DeviceStream, PinnedStagingStaysWithinTheMemoryLimit) {
   EXPECT_EQ(tiny.Start().code(), StatusCode::kMemoryLimit);
 }
 
+TEST(DeviceStream, StreamAllocatedMemoryIsFreedWithEachTensor) {
+  const auto tensors = Tensors();
+  const std::string path = WriteModel(tensors);
+  auto cuda = std::make_shared<FakeCuda>();
+  Streamer streamer(DeviceOptions(cuda, 2, 65536));
+  ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
+  ASSERT_TRUE(streamer.Start().ok());
+  const int64_t allocated = cuda->live_device();
+  int64_t released = 0;
+  while (true) {
+    auto next = streamer.Next();
+    ASSERT_TRUE(next.ok()) << next.status().message();
+    if (*next == nullptr) break;
+    if ((*next)->item().nbytes > 0) ++released;
+    next->reset();  // releases the tensor
+    EXPECT_EQ(cuda->live_device(), allocated - released);
+  }
+  EXPECT_EQ(cuda->live_device(), 0);
+}
+
+TEST(DeviceStream, FailureOfTheLastCopyNamesItsTensor) {
+  const std::vector<TestTensor> tensors = {MakeTensor("only", "F32", {1000}, 1)};
+  const std::string path = WriteModel(tensors);
+  auto cuda = std::make_shared<FakeCuda>();
+  cuda->FailCopy(1);
+  Streamer streamer(DeviceOptions(cuda, 1));
+  ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
+  ASSERT_TRUE(streamer.Start().ok());
+  auto next = streamer.Next();
+  ASSERT_FALSE(next.ok());
+  EXPECT_NE(next.status().message().find("tensor 'only'"), std::string::npos)
+      << next.status().message();
+  EXPECT_NE(next.status().message().find("model.safetensors"), std::string::npos);
+}
+
 TEST(DeviceStream, StartLeavesTheCallersCurrentDevice) {
   const std::string path = WriteModel(Tensors());
   auto cuda = std::make_shared<FakeCuda>(4);

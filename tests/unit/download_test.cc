@@ -3,13 +3,14 @@
 // behind under either name when a download fails. The S3 side runs in
 // s3_integration_test.cc and tests/s3/test_python_s3.py against a server.
 #include "pipeline/download.h"
-#include "safetensors_writer.h"
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 #include <random>
+
+#include "safetensors_writer.h"
 
 namespace tensorstream {
 namespace {

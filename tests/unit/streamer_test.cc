@@ -346,6 +346,19 @@ TEST(Streamer, MissingFileNamesThePath) {
             std::string::npos);
 }
 
+TEST(Streamer, CancelAfterTheLastTensorStillEndsTheStream) {
+  const std::string path = WriteModel("late-cancel", {MakeTensor("a", "U8", {10}, 1)});
+  Streamer streamer(Options(1, -1));
+  ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
+  ASSERT_TRUE(streamer.Start().ok());
+  auto first = streamer.Next();
+  ASSERT_TRUE(first.ok() && *first != nullptr);
+  streamer.Cancel();
+  auto end = streamer.Next();
+  ASSERT_TRUE(end.ok()) << end.status().message();
+  EXPECT_EQ(*end, nullptr);
+}
+
 TEST(Streamer, EmptyStreamEndsAtOnce) {
   Streamer streamer(Options(1, -1));
   ASSERT_TRUE(streamer.Start().ok());

@@ -60,6 +60,12 @@ class LocalSource final : public Source {
                        " bytes");
       }
       done += static_cast<uint64_t>(n);
+      if (direct_ && done < length && offset + done >= size_) {
+        // The aligned read passed the end of the file: the rest is zeros (retrying at an
+        // unaligned offset would be refused by some filesystems).
+        std::fill(out + done, out + length, 0);
+        return Status::Ok();
+      }
     }
     return Status::Ok();
   }
