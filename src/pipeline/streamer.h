@@ -116,7 +116,6 @@ class Streamer {
 
   uint64_t bytes_read() const { return bytes_read_.load(std::memory_order_relaxed); }
   uint64_t peak_reserved_bytes() const { return (memory_ ? memory_->peak() : 0) + staging_bytes_; }
-  int device() const { return options_.device; }
 
  private:
   struct GroupState {
