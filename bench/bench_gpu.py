@@ -21,6 +21,8 @@ import subprocess
 import sys
 import time
 
+from page_cache import evict, warm  # bench/page_cache.py, beside this script
+
 LOADERS = ["tensorstream", "tensorstream-dropin", "load_file", "safe_open+to", "runai+to",
            "fastsafetensors"]
 
@@ -58,20 +60,6 @@ def write_model(path, target_bytes):
             n = min(left, 64 << 20)
             f.write(rng.integers(0, 255, n, dtype=np.uint8).tobytes())
             left -= n
-
-
-def evict(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-
-
-def warm(path):
-    with open(path, "rb") as f:
-        while f.read(256 << 20):
-            pass
 
 
 CHILD = r'''

@@ -17,21 +17,7 @@ import subprocess
 import sys
 import time
 
-
-def evict(path):
-    """Drops the file's pages from the page cache (the next read comes from the disk)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-
-
-def warm(path):
-    with open(path, "rb") as f:
-        while f.read(64 << 20):
-            pass
+from page_cache import evict, warm  # bench/page_cache.py, beside this script
 
 
 def timed(cmd):

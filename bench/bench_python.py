@@ -29,6 +29,8 @@ import threading
 import time
 from pathlib import Path
 
+from page_cache import evict, warm  # bench/page_cache.py, beside this script
+
 VENV = Path("/root/.cache/tensorstream/venv")
 PEERS_VENV = Path("/root/.cache/tensorstream/peers-venv")
 RUNAI_VERSION = "0.17.0"
@@ -203,19 +205,6 @@ def _loader(name: str, path: str):
 # ---------------------------------------------------------------------------------------
 # Driver
 # ---------------------------------------------------------------------------------------
-def evict(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-
-
-def warm(path: Path) -> None:
-    with open(path, "rb") as f:
-        while f.read(1 << 24):
-            pass
 
 
 def measure(loader: str, path: Path) -> dict:

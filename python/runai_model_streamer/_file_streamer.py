@@ -33,7 +33,25 @@ class FileChunks:
                 f"num_chunks={len(self.chunks)}, total_size={self.total_size()})")
 
 
-class FileStreamer:
+class _StreamOwner:
+    """A context manager owning at most one tensorstream Stream (``self._stream``), closed
+    on exit or when replaced by the next stream_files call."""
+
+    _stream: Optional[Stream] = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+
+class FileStreamer(_StreamOwner):
     """Streams byte ranges of files; a context manager (reading stops when it exits).
 
     Each stream_files call replaces the previous one. Memory options come from the
@@ -45,17 +63,6 @@ class FileStreamer:
         self._stream: Optional[Stream] = None
         self._ids: List[int] = []
         self._device = "cpu"
-
-    def __enter__(self) -> "FileStreamer":
-        return self
-
-    def __exit__(self, exc_type, exc_value, traceback) -> None:
-        self._close()
-
-    def _close(self) -> None:
-        if self._stream is not None:
-            self._stream.close()
-            self._stream = None
 
     def stream_files(self, file_stream_requests: List[FileChunks],
                      credentials: Optional[S3Credentials] = None,

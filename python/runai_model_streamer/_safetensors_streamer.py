@@ -8,7 +8,7 @@ from tensorstream import FailedPreconditionError, S3Credentials, Stream, TensorI
 from tensorstream._api import device_file_items
 from tensorstream._dtypes import torch_dtype
 
-from ._file_streamer import _why_not_distributed, logger
+from ._file_streamer import _StreamOwner, _why_not_distributed, logger
 
 
 class Offsets:
@@ -46,7 +46,7 @@ class SafetensorMetadata:
         return f"SafetensorMetadata(name={self.name!r}, dtype={self.dtype}, shape={self.shape})"
 
 
-class SafetensorsStreamer:
+class SafetensorsStreamer(_StreamOwner):
     """Streams the tensors of SafeTensors files; a context manager.
 
     ``stream_files`` parses every header (errors name the file), fills
@@ -64,17 +64,6 @@ class SafetensorsStreamer:
         self._device = "cpu"
         self._paths: List[str] = []
         self._s3_credentials: Optional[S3Credentials] = None
-
-    def __enter__(self) -> "SafetensorsStreamer":
-        return self
-
-    def __exit__(self, exc_type, exc_value, traceback) -> None:
-        self._close()
-
-    def _close(self) -> None:
-        if self._stream is not None:
-            self._stream.close()
-            self._stream = None
 
     def stream_file(self, path: str, s3_credentials: Optional[S3Credentials] = None,
                     device: Optional[str] = "cpu", is_distributed: bool = False) -> None:
