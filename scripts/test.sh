@@ -11,6 +11,14 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 stages=${TS_TEST_ONLY:-"unit python asan tsan fuzz s3"}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 want() { [[ " $stages " == *" $1 "* ]]; }
+# The C++ suites run twice, each time in a random order and in parallel, so that a test
+# that depends on order or shares a path with another fails here, not on the next machine.
+run_ctest() {
+  local pass
+  for pass in 1 2; do
+    ctest --test-dir "$1" --output-on-failure --schedule-random -j "$JOBS"
+  done
+}
 
 # Tests talk to loopback only: no credential lookup may reach the EC2 metadata address.
 export AWS_EC2_METADATA_DISABLED=true
@@ -21,7 +29,7 @@ if want python || want s3; then ensure_venv; fi
 if want unit; then
   log "build + unit, C API and CLI tests"
   build_tree "$REPO_ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
-  ctest --test-dir "$REPO_ROOT/build" --output-on-failure -j "$JOBS"
+  run_ctest "$REPO_ROOT/build"
 fi
 
 if want python; then
@@ -34,7 +42,7 @@ if want asan; then
   log "AddressSanitizer + UndefinedBehaviorSanitizer"
   build_tree "$REPO_ROOT/build-asan" -DCMAKE_BUILD_TYPE=Debug -DTENSORSTREAM_SANITIZE=address,undefined
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    ctest --test-dir "$REPO_ROOT/build-asan" --output-on-failure -j "$JOBS"
+    run_ctest "$REPO_ROOT/build-asan"
 fi
 
 if want tsan; then

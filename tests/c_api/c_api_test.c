@@ -1,6 +1,7 @@
 /* The C API exercised from plain C99: builds a small SafeTensors file by hand, streams
  * it, checks every byte, lists and downloads it, and checks the error paths' status codes
  * and messages. */
+#define _XOPEN_SOURCE 700 /* mkdtemp */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,12 +11,12 @@
 #include "tensorstream/tensorstream.h"
 
 static int failures = 0;
-#define EXPECT(cond)                                                   \
-  do {                                                                 \
-    if (!(cond)) {                                                     \
+#define EXPECT(cond)                                                                 \
+  do {                                                                               \
+    if (!(cond)) {                                                                   \
       fprintf(stderr, "%s:%d: expectation failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                      \
-    }                                                                  \
+      ++failures;                                                                    \
+    }                                                                                \
   } while (0)
 
 static void record_progress(uint64_t bytes_done, void* user_data) {
@@ -34,11 +35,19 @@ static void write_file(const char* path, const char* header, const unsigned char
   fclose(f);
 }
 
-int main(int argc, char** argv) {
+int main(void) {
+  /* A directory of this run's own, removed at the end. */
+  const char* tmp = getenv("TMPDIR");
+  char work[2048];
+  snprintf(work, sizeof work, "%.1900s/tensorstream-c-api-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  if (mkdtemp(work) == NULL) {
+    perror("mkdtemp");
+    return 1;
+  }
   char path[4096];
   char bad[4096];
-  snprintf(path, sizeof path, "%s/c_api_ok.safetensors", argc > 1 ? argv[1] : ".");
-  snprintf(bad, sizeof bad, "%s/c_api_bad.safetensors", argc > 1 ? argv[1] : ".");
+  snprintf(path, sizeof path, "%s/c_api_ok.safetensors", work);
+  snprintf(bad, sizeof bad, "%s/c_api_bad.safetensors", work);
   const char* header =
       "{\"__metadata__\":{\"k\":\"v\"},"
       "\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]},"
@@ -119,11 +128,9 @@ int main(int argc, char** argv) {
 
   /* Download into a nested directory, list it back, refuse a path leaving dst. */
   char dst[2048], copy[2200], escaped[2200];
-  snprintf(dst, sizeof dst, "%.2000s/c_api_download", argc > 1 ? argv[1] : ".");
+  snprintf(dst, sizeof dst, "%.2000s/c_api_download", work);
   snprintf(copy, sizeof copy, "%s/nested/copy.safetensors", dst);
-  snprintf(escaped, sizeof escaped, "%.2000s/escaped.bin", argc > 1 ? argv[1] : ".");
-  remove(copy);
-  remove(escaped);
+  snprintf(escaped, sizeof escaped, "%.2000s/escaped.bin", work);
   tensorstream_options_create(&options);
   uint64_t written = 0, progressed = 0;
   EXPECT(tensorstream_download(options, path, dst, "nested/copy.safetensors", record_progress,
@@ -156,6 +163,9 @@ int main(int argc, char** argv) {
   tensorstream_listing_destroy(NULL);
   tensorstream_options_destroy(options);
 
+  char cleanup[4200];
+  snprintf(cleanup, sizeof cleanup, "rm -rf '%s'", work);
+  if (system(cleanup) != 0) fprintf(stderr, "c_api_test: could not remove %s\n", work);
   if (failures == 0) printf("c_api_test: all checks passed\n");
   return failures == 0 ? 0 : 1;
 }

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Drives the tensorstream CLI end to end: exit codes, one-line errors naming the file,
 # --verify, --json, memory limits, ls and pull on local directories (the S3 side is in
-# tests/s3/test_fronts.sh). Usage: cli_test.sh CLI MAKE_FIXTURE WORKDIR
+# tests/s3/). Usage: cli_test.sh CLI MAKE_FIXTURE (works in a fresh temporary directory)
 set -u
-cli=$1 fixture=$2 work=$3
-rm -rf "$work" && mkdir -p "$work"
+cli=$1 fixture=$2
+work=$(mktemp -d "${TMPDIR:-/tmp}/tensorstream-cli-XXXXXX")
+trap 'rm -rf "$work"' EXIT
 passed=0 failed=0
 pass() { passed=$((passed + 1)); }
 fail() { echo "FAIL: $*" >&2; failed=$((failed + 1)); }

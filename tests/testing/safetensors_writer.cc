@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
@@ -96,11 +97,23 @@ void WriteFile(const std::string& path, const std::string& bytes) {
   if (!out) Die("cannot write " + path);
 }
 
-std::string MakeTempDir(const std::string& tag) {
+TempDir::TempDir(const std::string& tag) {
   const char* base = std::getenv("TMPDIR");
-  std::string pattern = std::string(base ? base : "/tmp") + "/tensorstream-" + tag + "-XXXXXX";
-  if (::mkdtemp(pattern.data()) == nullptr) Die("mkdtemp " + pattern);
-  return pattern;
+  path_ = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/tensorstream-" + tag +
+          "-XXXXXX";
+  if (::mkdtemp(path_.data()) == nullptr) Die("mkdtemp " + path_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;  // best effort: a test may have made part of it unreadable
+  std::filesystem::remove_all(path_, ignored);
+}
+
+std::string MakeTempDir(const std::string& tag) {
+  // Destroyed (so removed) at exit, like any function-local static.
+  static std::vector<std::unique_ptr<TempDir>> until_exit;
+  until_exit.push_back(std::make_unique<TempDir>(tag));
+  return until_exit.back()->path();
 }
 
 uint64_t WriteLlamaShapedModel(const std::string& path, uint64_t target_bytes) {

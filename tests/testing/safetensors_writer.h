@@ -36,7 +36,26 @@ std::string RawImage(const std::string& header_json, const std::string& data);
 // Writes `bytes` to `path`, creating parent directories; aborts the test on failure.
 void WriteFile(const std::string& path, const std::string& bytes);
 
-// A fresh empty directory under $TMPDIR for one test.
+// A fresh empty directory under $TMPDIR ("tensorstream-TAG-XXXXXX"), unique per test and
+// per process (ctest runs tests in parallel and in random order), removed with everything
+// in it when the object dies.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& tag);
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  // path() + "/" + name
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// TempDir(tag).path() for helpers that return paths into it: the directory is removed
+// when the process exits.
 std::string MakeTempDir(const std::string& tag);
 
 // Writes a Llama-shaped model (embeddings, per-layer attention and MLP projections,

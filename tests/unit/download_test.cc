@@ -38,12 +38,10 @@ TEST(CheckRelativePath, RefusesPathsThatLeaveTheDestination) {
 class DownloadTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    // A directory of this test's own: ctest runs tests in parallel processes.
-    dir_ = fs::path(tensorstream::testing::MakeTempDir("download"));
+    dir_ = fs::path(temp_.path());
     fs::create_directories(dir_ / "src");
     fs::create_directories(dir_ / "dst");
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   // Writes `n` seeded random bytes to src/`name` and returns them.
   std::string WriteSource(const std::string& name, size_t n) {
@@ -73,6 +71,7 @@ class DownloadTest : public ::testing::Test {
     return options;
   }
 
+  tensorstream::testing::TempDir temp_{"download"};
   fs::path dir_;
 };
 

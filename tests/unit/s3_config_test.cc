@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "safetensors_writer.h"
 #include "storage/s3/credentials.h"
 #include "storage/s3/s3_client.h"
 #include "storage/s3/s3_list.h"
@@ -15,12 +16,7 @@ namespace {
 // A HOME with .aws files in a fresh temporary directory.
 class AwsHome {
  public:
-  AwsHome() {
-    dir_ = std::filesystem::path(testing::TempDir()) /
-           ("awshome_" + std::to_string(reinterpret_cast<uintptr_t>(this)));
-    std::filesystem::create_directories(dir_ / ".aws");
-  }
-  ~AwsHome() { std::filesystem::remove_all(dir_); }
+  AwsHome() : dir_(temp_.path()) { std::filesystem::create_directories(dir_ / ".aws"); }
   void Write(const std::string& name, const std::string& text) {
     std::ofstream(dir_ / ".aws" / name) << text;
   }
@@ -28,6 +24,7 @@ class AwsHome {
   std::string path(const std::string& name) const { return (dir_ / ".aws" / name).string(); }
 
  private:
+  tensorstream::testing::TempDir temp_{"awshome"};
   std::filesystem::path dir_;
 };
 

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "safetensors_writer.h"
 #include "storage/listing.h"
 
 namespace tensorstream {
@@ -12,11 +13,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class LocalListing : public testing::Test {
+class LocalListing : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::path(testing::TempDir()) / "listing_test";
-    fs::remove_all(dir_);
+    dir_ = fs::path(temp_.path());
     fs::create_directories(dir_ / "sub" / "deeper");
     Write("a.safetensors", 10);
     Write("b.json", 3);
@@ -26,8 +26,8 @@ class LocalListing : public testing::Test {
     fs::create_symlink(dir_ / "a.safetensors", dir_ / "link.safetensors");
     fs::create_symlink(dir_ / "missing", dir_ / "dangling");
   }
-  void TearDown() override { fs::remove_all(dir_); }
   void Write(const std::string& rel, size_t n) { std::ofstream(dir_ / rel) << std::string(n, 'x'); }
+  tensorstream::testing::TempDir temp_{"listing"};
   fs::path dir_;
 };
 
