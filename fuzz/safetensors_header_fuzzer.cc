@@ -1,9 +1,11 @@
 // Feeds arbitrary bytes to the SafeTensors header parser as a whole file image: the
-// parser must return a Status (never crash, hang, overflow or over-allocate), and every
-// accepted header must describe tensors that lie inside the file and tile its data.
+// parser must return a Status (never crash, hang, overflow or over-allocate), every
+// accepted header must describe tensors that lie inside the file and tile its data, and
+// its re-serialised __metadata__ must be a JSON object again.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <string_view>
 
 #include "format/safetensors.h"
@@ -23,5 +25,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     expected += t.nbytes;
   }
   if (expected != size) std::abort();
+  if (!nlohmann::json::accept(header->metadata_json)) std::abort();
   return 0;
 }

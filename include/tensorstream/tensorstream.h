@@ -85,6 +85,9 @@ TENSORSTREAM_API const char* tensorstream_status_name(int status);
 typedef struct tensorstream_options tensorstream_options;
 
 TENSORSTREAM_API int tensorstream_options_create(tensorstream_options** out);
+/* Checks one of the variables above alone, as options_create reads it: OK, or
+ * INVALID_ARGUMENT naming it (for callers that validate settings at a step of their own). */
+TENSORSTREAM_API int tensorstream_check_environment(const char* name);
 TENSORSTREAM_API void tensorstream_options_destroy(tensorstream_options* options);
 /* 1..1024 */
 TENSORSTREAM_API int tensorstream_options_set_concurrency(tensorstream_options* options,
@@ -104,10 +107,27 @@ TENSORSTREAM_API int tensorstream_options_set_direct_io(tensorstream_options* op
 TENSORSTREAM_API int tensorstream_options_set_device(tensorstream_options* options,
                                                      const char* device);
 /* Explicit object-store credentials; each argument may be NULL (then the environment,
- * profile files or instance metadata are used). They are never logged. */
+ * profile files or instance metadata are used). They are never logged. Equivalent to the
+ * s3.* keys of tensorstream_options_set. */
 TENSORSTREAM_API int tensorstream_options_set_s3_credentials(
     tensorstream_options* options, const char* access_key_id, const char* secret_access_key,
     const char* session_token, const char* region, const char* endpoint_url);
+
+/* Sets any option by name, from text. Keys:
+ *   concurrency, chunk_bytes, memory_limit   integers, as the setters above
+ *   direct_io                                1/0, true/false, yes/no, on/off
+ *   host_memory   "mapped":  without a memory limit, tensors of local files are views of a
+ *                            copy-on-write mapping of the file: no copy, but a file changed
+ *                            or truncated on disk afterwards changes those tensors (or
+ *                            faults on access), as with safetensors (TENSORSTREAM_MMAP=1,
+ *                            the default);
+ *                 "private": tensors are bytes the library owns, immune to later changes
+ *                            of the file (TENSORSTREAM_MMAP=0).
+ *   s3.access_key_id, s3.secret_access_key, s3.session_token, s3.region, s3.endpoint
+ *                 object-store settings; NULL unsets one. Never logged.
+ * INVALID_ARGUMENT, naming the key, for an unknown key or a bad value (options unchanged). */
+TENSORSTREAM_API int tensorstream_options_set(tensorstream_options* options, const char* key,
+                                              const char* value);
 
 /* ----------------------------------------------------------------------------------------
  * Streams. Create, add files (each add parses the file's header at once, so errors in a
@@ -137,6 +157,15 @@ TENSORSTREAM_API int tensorstream_stream_add_ranges(tensorstream_stream* stream,
                                                     uint64_t offset, const uint64_t* sizes,
                                                     size_t count, size_t* file_index);
 
+/* Adds arbitrary byte ranges of any file: range i is [offsets[i], offsets[i] + sizes[i]),
+ * delivered as a U8 tensor named "i". Ranges may overlap and come in any order; the
+ * tensor index (tensor_info, tensor_index) follows the ranges sorted by offset, so use
+ * the name to find a range's position. */
+TENSORSTREAM_API int tensorstream_stream_add_range_list(tensorstream_stream* stream,
+                                                        const char* uri, const uint64_t* offsets,
+                                                        const uint64_t* sizes, size_t count,
+                                                        size_t* file_index);
+
 /* Restricts a SafeTensors file to the named tensors (only their bytes are read). Every
  * name must exist in the file (NOT_FOUND otherwise). Without it, every tensor is read. */
 TENSORSTREAM_API int tensorstream_stream_select(tensorstream_stream* stream, size_t file_index,
@@ -163,6 +192,15 @@ TENSORSTREAM_API int tensorstream_stream_tensor_info(const tensorstream_stream* 
                                                      const char** name, const char** dtype,
                                                      size_t* ndim, const int64_t** shape,
                                                      uint64_t* offset, uint64_t* nbytes);
+/* Every tensor of a file at once, as a JSON object of parallel arrays in tensor-index
+ * order (sorted by offset): {"data_offset": N, "name": […], "dtype": […], "shape": [[…], …],
+ * "offset": […], "nbytes": […]}, data_offset being where a SafeTensors file's data section
+ * starts (8 + the header's length; 0 for raw ranges). Names are exact (JSON escapes, so a name
+ * holding U+0000 survives, unlike the C strings of tensor_info). One call instead of one per
+ * tensor, for bindings; the text is valid until the stream is destroyed. */
+TENSORSTREAM_API int tensorstream_stream_tensors_json(tensorstream_stream* stream,
+                                                      size_t file_index, const char** json);
+
 /* The header's "__metadata__" object re-serialised as JSON ("{}" when absent). */
 TENSORSTREAM_API int tensorstream_stream_metadata_json(const tensorstream_stream* stream,
                                                        size_t file_index, const char** json);
@@ -176,6 +214,37 @@ TENSORSTREAM_API int tensorstream_stream_start(tensorstream_stream* stream);
  * first error of the stream, and every later call returns it again. */
 TENSORSTREAM_API int tensorstream_stream_next(tensorstream_stream* stream,
                                               tensorstream_tensor** tensor);
+
+/* One completed tensor as next_batch hands it over. The layout (eight 8-byte fields) is
+ * part of the ABI and never changes. */
+typedef struct tensorstream_delivery {
+  tensorstream_tensor* tensor; /* the handle: release it (or the whole batch, below) */
+  uint64_t file_index;
+  uint64_t tensor_index; /* as in tensorstream_tensor_index */
+  const void* data;      /* as tensorstream_tensor_data */
+  uint64_t nbytes;
+  const void* block;    /* host memory: the block `data` lies in (the read group's */
+  uint64_t block_bytes; /* buffer, or the file's mapping), valid as long as the     */
+                        /* tensor; NULL/0 for device tensors */
+  int64_t device;       /* -1 host memory, else the CUDA device of `data` */
+} tensorstream_delivery;
+
+/* Flags of tensorstream_stream_next_batch. */
+#define TENSORSTREAM_BATCH_KEEP 1 /* tensorstream_tensor_keep every tensor handed over */
+
+/* Blocks until some tensor is complete, then hands over up to `capacity` completed tensors
+ * without waiting for more (completion order, each exactly once): *count receives how
+ * many. Returns OK with *count >= 1; END_OF_STREAM with *count = 0 after the last tensor;
+ * or the stream's error as stream_next does. With timeout_ms >= 0 it waits at most that
+ * long and may return OK with *count = 0 (nothing completed yet: call again), so that a
+ * binding can react to signals; -1 waits as long as it takes. One call for many tensors. */
+TENSORSTREAM_API int tensorstream_stream_next_batch(tensorstream_stream* stream,
+                                                    tensorstream_delivery* out, size_t capacity,
+                                                    int flags, int timeout_ms, size_t* count);
+
+/* Releases the tensors of `count` deliveries (tensorstream_tensor_release of each). */
+TENSORSTREAM_API void tensorstream_deliveries_release(const tensorstream_delivery* deliveries,
+                                                      size_t count);
 
 /* Cancels reading: next returns CANCELLED once the already completed tensors are taken.
  * Safe to call from any thread. */
@@ -193,7 +262,10 @@ TENSORSTREAM_API int tensorstream_stream_stats(const tensorstream_stream* stream
 /* Accessors; REQUIRES: tensor is a non-NULL tensor taken from stream_next. */
 TENSORSTREAM_API size_t tensorstream_tensor_file_index(const tensorstream_tensor* tensor);
 TENSORSTREAM_API size_t tensorstream_tensor_index(const tensorstream_tensor* tensor);
+/* The name as a C string: a name holding U+0000 (valid JSON) ends early there; use
+ * tensorstream_tensor_name_size for its full length. */
 TENSORSTREAM_API const char* tensorstream_tensor_name(const tensorstream_tensor* tensor);
+TENSORSTREAM_API size_t tensorstream_tensor_name_size(const tensorstream_tensor* tensor);
 TENSORSTREAM_API const char* tensorstream_tensor_dtype(const tensorstream_tensor* tensor);
 TENSORSTREAM_API size_t tensorstream_tensor_ndim(const tensorstream_tensor* tensor);
 TENSORSTREAM_API const int64_t* tensorstream_tensor_shape(const tensorstream_tensor* tensor);

@@ -1,5 +1,6 @@
 // The C API: the only place where C++ exceptions are caught and Status values become
 // integer codes plus a thread-local message. Every entry point goes through Guard().
+#include <cstdio>
 #include <exception>
 #include <new>
 #include <string>
@@ -20,6 +21,9 @@ struct tensorstream_stream {
   explicit tensorstream_stream(tensorstream::StreamOptions options)
       : streamer(std::move(options)) {}
   tensorstream::Streamer streamer;
+  std::vector<std::string> tensors_json;  // per file, made on first request
+  // next_batch's scratch, kept to reuse its capacity (the consumer thread's only).
+  std::vector<std::unique_ptr<tensorstream::DeliveredTensor>> batch;
 };
 
 struct tensorstream_listing {
@@ -29,6 +33,24 @@ struct tensorstream_listing {
 struct tensorstream_tensor {
   std::unique_ptr<tensorstream::DeliveredTensor> tensor;
 };
+
+// The C codes are the C++ ones, so Report() converts without a table.
+#define TS_SAME_CODE(c, cpp) \
+  static_assert(static_cast<int>(tensorstream::StatusCode::cpp) == (c), #c " drifted from " #cpp)
+TS_SAME_CODE(TENSORSTREAM_OK, kOk);
+TS_SAME_CODE(TENSORSTREAM_INVALID_ARGUMENT, kInvalidArgument);
+TS_SAME_CODE(TENSORSTREAM_NOT_FOUND, kNotFound);
+TS_SAME_CODE(TENSORSTREAM_PERMISSION_DENIED, kPermissionDenied);
+TS_SAME_CODE(TENSORSTREAM_FORMAT_ERROR, kFormatError);
+TS_SAME_CODE(TENSORSTREAM_IO_ERROR, kIoError);
+TS_SAME_CODE(TENSORSTREAM_MEMORY_LIMIT, kMemoryLimit);
+TS_SAME_CODE(TENSORSTREAM_OUT_OF_MEMORY, kOutOfMemory);
+TS_SAME_CODE(TENSORSTREAM_CANCELLED, kCancelled);
+TS_SAME_CODE(TENSORSTREAM_FAILED_PRECONDITION, kFailedPrecondition);
+TS_SAME_CODE(TENSORSTREAM_UNAVAILABLE, kUnavailable);
+TS_SAME_CODE(TENSORSTREAM_INTERNAL, kInternal);
+#undef TS_SAME_CODE
+static_assert(sizeof(tensorstream_delivery) == 64, "tensorstream_delivery is eight 8-byte fields");
 
 namespace {
 
@@ -55,6 +77,59 @@ int Guard(Body&& body) {
   } catch (...) {
     return Report(tensorstream::Internal("unexpected exception"));
   }
+}
+
+// JSON string literal of `text` (valid UTF-8: header names were validated).
+void AppendJsonString(std::string& out, const std::string& text) {
+  out += '"';
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (byte < 0x20) {
+      char escape[8];
+      std::snprintf(escape, sizeof escape, "\\u%04x", byte);
+      out += escape;
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+}
+
+// {"data_offset": N, "name": [...], "dtype": [...], ...}: column by column, since a binding
+// decodes parallel arrays several times faster than one object per tensor.
+std::string TensorsJson(const tensorstream::StreamFile& file) {
+  const std::vector<tensorstream::Item>& items = file.items;
+  std::string out = "{\"data_offset\":" + std::to_string(file.data_offset);
+  out.reserve(items.size() * 64);
+  bool first_column = true;
+  const auto column = [&](const char* key, auto&& append) {
+    out += first_column ? ",\"" : "],\"";
+    first_column = false;
+    out += key;
+    out += "\":[";
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (i > 0) out += ',';
+      append(items[i]);
+    }
+  };
+  using tensorstream::Item;
+  column("name", [&](const Item& item) { AppendJsonString(out, item.name); });
+  column("dtype", [&](const Item& item) { out += "\"" + item.dtype + "\""; });
+  column("shape", [&](const Item& item) {
+    out += '[';
+    for (size_t d = 0; d < item.shape.size(); ++d) {
+      if (d > 0) out += ',';
+      out += std::to_string(item.shape[d]);
+    }
+    out += ']';
+  });
+  column("offset", [&](const Item& item) { out += std::to_string(item.offset); });
+  column("nbytes", [&](const Item& item) { out += std::to_string(item.nbytes); });
+  out += "]}";
+  return out;
 }
 
 Status NullArgument(const char* what) {
@@ -135,6 +210,13 @@ int tensorstream_options_create(tensorstream_options** out) {
   });
 }
 
+int tensorstream_check_environment(const char* name) {
+  return Guard([&]() -> Status {
+    if (name == nullptr) return NullArgument("name");
+    return tensorstream::CheckEnvironmentVariable(name);
+  });
+}
+
 void tensorstream_options_destroy(tensorstream_options* options) { delete options; }
 
 int tensorstream_options_set_concurrency(tensorstream_options* options, int concurrency) {
@@ -185,6 +267,14 @@ int tensorstream_options_set_s3_credentials(tensorstream_options* options,
   });
 }
 
+int tensorstream_options_set(tensorstream_options* options, const char* key, const char* value) {
+  return Guard([&]() -> Status {
+    if (options == nullptr) return NullArgument("options");
+    if (key == nullptr) return NullArgument("key");
+    return tensorstream::SetOption(options->options, key, value);
+  });
+}
+
 int tensorstream_stream_create(const tensorstream_options* options, tensorstream_stream** out) {
   return Guard([&]() -> Status {
     if (out == nullptr) return NullArgument("out");
@@ -213,8 +303,30 @@ int tensorstream_stream_add_ranges(tensorstream_stream* stream, const char* uri,
     if (stream == nullptr) return NullArgument("stream");
     if (uri == nullptr) return NullArgument("uri");
     if (sizes == nullptr && count > 0) return NullArgument("sizes");
-    std::vector<uint64_t> size_list(sizes, sizes + count);
-    TS_ASSIGN_OR_RETURN(const size_t index, stream->streamer.AddRanges(uri, offset, size_list));
+    std::vector<uint64_t> offsets(count);
+    for (size_t i = 0; i < count; ++i) {
+      offsets[i] = offset;
+      if (__builtin_add_overflow(offset, sizes[i], &offset)) {
+        return tensorstream::InvalidArgument(std::string(uri) + ": ranges overflow 64 bits");
+      }
+    }
+    TS_ASSIGN_OR_RETURN(const size_t index, stream->streamer.AddRanges(
+                                                uri, offsets, std::vector(sizes, sizes + count)));
+    if (file_index != nullptr) *file_index = index;
+    return Status::Ok();
+  });
+}
+
+int tensorstream_stream_add_range_list(tensorstream_stream* stream, const char* uri,
+                                       const uint64_t* offsets, const uint64_t* sizes, size_t count,
+                                       size_t* file_index) {
+  return Guard([&]() -> Status {
+    if (stream == nullptr) return NullArgument("stream");
+    if (uri == nullptr) return NullArgument("uri");
+    if ((offsets == nullptr || sizes == nullptr) && count > 0) return NullArgument("offsets/sizes");
+    TS_ASSIGN_OR_RETURN(const size_t index,
+                        stream->streamer.AddRanges(uri, std::vector(offsets, offsets + count),
+                                                   std::vector(sizes, sizes + count)));
     if (file_index != nullptr) *file_index = index;
     return Status::Ok();
   });
@@ -288,6 +400,22 @@ int tensorstream_stream_tensor_info(const tensorstream_stream* stream, size_t fi
   });
 }
 
+int tensorstream_stream_tensors_json(tensorstream_stream* stream, size_t file_index,
+                                     const char** json) {
+  return Guard([&]() -> Status {
+    if (stream == nullptr) return NullArgument("stream");
+    if (json == nullptr) return NullArgument("json");
+    TS_RETURN_IF_ERROR(CheckFileIndex(stream, file_index));
+    if (stream->tensors_json.size() <= file_index) {
+      stream->tensors_json.resize(stream->streamer.file_count());
+    }
+    std::string& text = stream->tensors_json[file_index];
+    if (text.empty()) text = TensorsJson(stream->streamer.file(file_index));
+    *json = text.c_str();
+    return Status::Ok();
+  });
+}
+
 int tensorstream_stream_metadata_json(const tensorstream_stream* stream, size_t file_index,
                                       const char** json) {
   return Guard([&]() -> Status {
@@ -323,6 +451,39 @@ int tensorstream_stream_next(tensorstream_stream* stream, tensorstream_tensor** 
   return rc == TENSORSTREAM_OK && end ? TENSORSTREAM_END_OF_STREAM : rc;
 }
 
+int tensorstream_stream_next_batch(tensorstream_stream* stream, tensorstream_delivery* out,
+                                   size_t capacity, int flags, int timeout_ms, size_t* count) {
+  bool end = false;
+  const int rc = Guard([&]() -> Status {
+    if (count == nullptr) return NullArgument("count");
+    *count = 0;
+    if (stream == nullptr) return NullArgument("stream");
+    if (out == nullptr) return NullArgument("out");
+    if (capacity == 0) return tensorstream::InvalidArgument("capacity is 0");
+    std::vector<std::unique_ptr<tensorstream::DeliveredTensor>>& taken = stream->batch;
+    taken.clear();
+    TS_ASSIGN_OR_RETURN(const size_t n, stream->streamer.NextBatch(
+                                            capacity, &taken, timeout_ms < 0 ? -1 : timeout_ms));
+    end = n == 0 && stream->streamer.ended();
+    for (size_t i = 0; i < n; ++i) {
+      tensorstream::DeliveredTensor& t = *taken[i];
+      if ((flags & TENSORSTREAM_BATCH_KEEP) != 0) t.Keep();
+      const tensorstream::Item& item = t.item();
+      out[i] = tensorstream_delivery{nullptr,     item.file_index, item.index,      t.data(),
+                                     item.nbytes, t.block().data,  t.block().bytes, t.device()};
+      out[i].tensor = new tensorstream_tensor{std::move(taken[i])};
+    }
+    *count = n;
+    return Status::Ok();
+  });
+  return rc == TENSORSTREAM_OK && end ? TENSORSTREAM_END_OF_STREAM : rc;
+}
+
+void tensorstream_deliveries_release(const tensorstream_delivery* deliveries, size_t count) {
+  if (deliveries == nullptr) return;
+  for (size_t i = 0; i < count; ++i) delete deliveries[i].tensor;
+}
+
 int tensorstream_stream_cancel(tensorstream_stream* stream) {
   return Guard([&]() -> Status {
     if (stream == nullptr) return NullArgument("stream");
@@ -349,6 +510,9 @@ size_t tensorstream_tensor_file_index(const tensorstream_tensor* t) {
 size_t tensorstream_tensor_index(const tensorstream_tensor* t) { return t->tensor->item().index; }
 const char* tensorstream_tensor_name(const tensorstream_tensor* t) {
   return t->tensor->item().name.c_str();
+}
+size_t tensorstream_tensor_name_size(const tensorstream_tensor* t) {
+  return t->tensor->item().name.size();
 }
 const char* tensorstream_tensor_dtype(const tensorstream_tensor* t) {
   return t->tensor->item().dtype.c_str();

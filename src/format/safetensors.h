@@ -2,10 +2,11 @@
 //
 // A SafeTensors file is: an 8-byte little-endian header length N, N bytes of UTF-8 JSON
 // mapping tensor names to {dtype, shape, data_offsets}, then the data region, where every
-// tensor's [begin, end) offsets are relative. We accept a header only when the tensors
-// tile the data region exactly (no overlap, no gap, nothing after the last one), as the
-// reference implementation (safetensors) does; anything else is an error naming the file
-// and the tensor.
+// tensor's [begin, end) offsets are relative. We accept a header only when it is exactly
+// one JSON object (trailing spaces allowed, nothing else), nested at most
+// kMaxHeaderDepth levels, with unique names, and when the tensors tile the data region
+// exactly (no overlap, no gap, nothing after the last one), as safetensors and
+// runai-model-streamer do; anything else is a FormatError naming the file and the tensor.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +19,9 @@ namespace tensorstream {
 
 // Headers larger than this are refused before any allocation.
 inline constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
+// Deeper nesting is refused as soon as it is seen (a header needs 3 levels; __metadata__
+// may use more), so that no walk over the header can exhaust the stack.
+inline constexpr int kMaxHeaderDepth = 64;
 
 struct TensorEntry {
   std::string name;
@@ -25,6 +29,7 @@ struct TensorEntry {
   std::vector<int64_t> shape;
   uint64_t offset = 0;  // absolute offset of the first byte in the file
   uint64_t nbytes = 0;
+  uint64_t begin = 0;  // data_offsets[0]: offset relative to the data region
 };
 
 struct SafetensorsHeader {

@@ -37,6 +37,7 @@ class HostBuffer {
   HostBuffer& operator=(const HostBuffer&) = delete;
 
   char* data() const { return data_; }
+  uint64_t size() const { return capacity_; }  // usable bytes from data(), at least requested
 
   // One of the `holders` given at Acquire is done: `kept` says it keeps its bytes beyond
   // the stream. When the last holder is done, the bytes stop counting against the limit

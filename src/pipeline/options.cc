@@ -1,62 +1,225 @@
 #include "pipeline/options.h"
 
-#include <charconv>
+#include <algorithm>
 #include <cstdlib>
+#include <functional>
+#include <map>
 #include <string>
+#include <string_view>
+#include <utility>
+
+#include "common/text.h"
 
 namespace tensorstream {
 
 namespace {
 
-// Parses the whole of `text` as a base-10 integer.
-template <typename Int>
-bool ParseInteger(const char* text, Int* out) {
-  const char* end = text + std::char_traits<char>::length(text);
-  const auto [ptr, ec] = std::from_chars(text, end, *out);
-  return ec == std::errc() && ptr == end && ptr != text;
-}
-
 template <typename Int>
 Status ReadEnvInteger(const char* name, Int* value) {
   const char* text = std::getenv(name);
   if (text == nullptr || *text == '\0') return Status::Ok();
-  if (!ParseInteger(text, value)) {
-    return InvalidArgument(std::string("environment variable ") + name + "='" + text +
-                           "' is not an integer");
+  int64_t parsed = 0;
+  if (!ParseInt64(text, &parsed) || !std::in_range<Int>(parsed)) {
+    return InvalidArgument(std::string("environment variable ") + name + "=" + Quoted(text) +
+                           " is not an integer");
   }
+  *value = static_cast<Int>(parsed);
   return Status::Ok();
+}
+
+// RUNAI_STREAMER_CONCURRENCY and RUNAI_STREAMER_CHUNK_BYTESIZE: any positive value is
+// accepted, as by runai-model-streamer, and brought into the supported range (more than
+// kMaxConcurrency readers or chunks outside 4 KiB..1 GiB never help); 0 or less is an error.
+template <typename Int>
+Status ReadEnvPositive(const char* name, Int low, Int high, Int* value) {
+  int64_t parsed = 0;
+  const char* text = std::getenv(name);
+  if (text == nullptr || *text == '\0') return Status::Ok();
+  TS_RETURN_IF_ERROR(ReadEnvInteger(name, &parsed));
+  if (parsed <= 0) {
+    return InvalidArgument(std::string("environment variable ") + name + "=" + Quoted(text) +
+                           " must be a positive integer");
+  }
+  *value = static_cast<Int>(
+      std::clamp<int64_t>(parsed, static_cast<int64_t>(low), static_cast<int64_t>(high)));
+  return Status::Ok();
+}
+
+Status ReadEnvBool(const char* name, bool* value) {
+  const char* text = std::getenv(name);
+  if (text == nullptr || *text == '\0') return Status::Ok();
+  bool ok = false;
+  const bool parsed = ParseBool(text, &ok);
+  if (!ok) {
+    return InvalidArgument(std::string("environment variable ") + name + "=" + Quoted(text) +
+                           " is not a boolean (1/0, true/false, yes/no, on/off)");
+  }
+  *value = parsed;
+  return Status::Ok();
+}
+
+Result<int64_t> IntegerValue(std::string_view key, const char* text) {
+  int64_t value = 0;
+  if (text == nullptr || !ParseInt64(text, &value)) {
+    return InvalidArgument("option " + std::string(key) + ": " +
+                           (text ? Quoted(text) : std::string("NULL")) + " is not an integer");
+  }
+  return value;
+}
+
+Result<bool> BoolValue(std::string_view key, const char* text) {
+  bool ok = false;
+  const bool value = text != nullptr && ParseBool(text, &ok);
+  if (!ok) {
+    return InvalidArgument("option " + std::string(key) + ": " +
+                           (text ? Quoted(text) : std::string("NULL")) +
+                           " is not a boolean (1/0, true/false, yes/no, on/off)");
+  }
+  return value;
+}
+
+using Setter = std::function<Status(StreamOptions&, const char*)>;
+
+// A setter for an optional string field: NULL unsets it.
+Setter StringField(std::optional<std::string> S3Config::*field) {
+  return [field](StreamOptions& o, const char* value) {
+    if (value != nullptr) {
+      o.storage.s3.*field = value;
+    } else {
+      (o.storage.s3.*field).reset();
+    }
+    return Status::Ok();
+  };
+}
+
+const std::map<std::string_view, Setter>& Setters() {
+  static const auto* setters = new std::map<std::string_view, Setter>{
+      {"concurrency",
+       [](StreamOptions& o, const char* v) -> Status {
+         TS_ASSIGN_OR_RETURN(const int64_t n, IntegerValue("concurrency", v));
+         if (n < 1 || n > kMaxConcurrency) {
+           return InvalidArgument("concurrency " + std::to_string(n) + " is outside 1.." +
+                                  std::to_string(kMaxConcurrency));
+         }
+         o.concurrency = static_cast<int>(n);
+         return Status::Ok();
+       }},
+      {"chunk_bytes",
+       [](StreamOptions& o, const char* v) -> Status {
+         TS_ASSIGN_OR_RETURN(const int64_t n, IntegerValue("chunk_bytes", v));
+         if (n <= 0) return InvalidArgument("chunk size " + std::to_string(n) + " is not positive");
+         o.chunk_bytes = static_cast<uint64_t>(n);
+         return Status::Ok();
+       }},
+      {"memory_limit",
+       [](StreamOptions& o, const char* v) -> Status {
+         TS_ASSIGN_OR_RETURN(o.memory_limit, IntegerValue("memory_limit", v));
+         return Status::Ok();
+       }},
+      {"direct_io",
+       [](StreamOptions& o, const char* v) -> Status {
+         TS_ASSIGN_OR_RETURN(o.storage.direct_io, BoolValue("direct_io", v));
+         return Status::Ok();
+       }},
+      {"host_memory",
+       [](StreamOptions& o, const char* v) -> Status {
+         const std::string_view mode = v != nullptr ? v : "";
+         if (mode != "mapped" && mode != "private") {
+           return InvalidArgument("option host_memory: " + Quoted(mode) +
+                                  " is neither 'mapped' nor 'private'");
+         }
+         o.map_files = mode == "mapped";
+         return Status::Ok();
+       }},
+      {"s3.access_key_id", StringField(&S3Config::access_key_id)},
+      {"s3.secret_access_key", StringField(&S3Config::secret_access_key)},
+      {"s3.session_token", StringField(&S3Config::session_token)},
+      {"s3.region", StringField(&S3Config::region)},
+      {"s3.endpoint", StringField(&S3Config::endpoint_url)},
+  };
+  return *setters;
 }
 
 }  // namespace
 
-Status ValidateOptions(const StreamOptions& o) {
-  if (o.concurrency < 1 || o.concurrency > 1024) {
-    return InvalidArgument("concurrency " + std::to_string(o.concurrency) + " is outside 1..1024");
+Status SetOption(StreamOptions& options, std::string_view key, const char* value) {
+  const auto& setters = Setters();
+  const auto it = setters.find(key);
+  if (it == setters.end()) {
+    std::string known;
+    for (const auto& [name, setter] : setters)
+      known += (known.empty() ? "" : ", ") + std::string(name);
+    return InvalidArgument("unknown option " + Quoted(key) + " (known: " + known + ")");
   }
-  if (o.chunk_bytes != 0 && (o.chunk_bytes < 4096 || o.chunk_bytes > (1ull << 30))) {
+  StreamOptions updated = options;
+  TS_RETURN_IF_ERROR(it->second(updated, value));
+  TS_RETURN_IF_ERROR(ValidateOptions(updated));
+  options = std::move(updated);
+  return Status::Ok();
+}
+
+Status ValidateOptions(const StreamOptions& o) {
+  if (o.concurrency < 1 || o.concurrency > kMaxConcurrency) {
+    return InvalidArgument("concurrency " + std::to_string(o.concurrency) + " is outside 1.." +
+                           std::to_string(kMaxConcurrency));
+  }
+  if (o.chunk_bytes != 0 && (o.chunk_bytes < kMinChunkBytes || o.chunk_bytes > kMaxChunkBytes)) {
     return InvalidArgument("chunk size " + std::to_string(o.chunk_bytes) +
                            " bytes is outside 4 KiB..1 GiB");
   }
   if (o.memory_limit < -1) {
-    return InvalidArgument("memory limit " + std::to_string(o.memory_limit) +
-                           " is invalid: use -1 (unlimited), 0 (largest tensor) or bytes");
+    return InvalidArgument("Memory limit supplied: " + std::to_string(o.memory_limit) +
+                           " is invalid: use -1 (unlimited), 0 (the largest tensor) or bytes");
   }
   return Status::Ok();
 }
 
+namespace {
+
+// The variables options come from, each with how it sets them.
+using EnvReader = Status (*)(StreamOptions&);
+const std::map<std::string_view, EnvReader>& EnvReaders() {
+  static const auto* readers = new std::map<std::string_view, EnvReader>{
+      {"RUNAI_STREAMER_CONCURRENCY",
+       [](StreamOptions& o) {
+         return ReadEnvPositive("RUNAI_STREAMER_CONCURRENCY", 1, kMaxConcurrency, &o.concurrency);
+       }},
+      {"RUNAI_STREAMER_CHUNK_BYTESIZE",
+       [](StreamOptions& o) {
+         return ReadEnvPositive("RUNAI_STREAMER_CHUNK_BYTESIZE", kMinChunkBytes, kMaxChunkBytes,
+                                &o.chunk_bytes);
+       }},
+      {"RUNAI_STREAMER_MEMORY_LIMIT",
+       [](StreamOptions& o) {
+         return ReadEnvInteger("RUNAI_STREAMER_MEMORY_LIMIT", &o.memory_limit);
+       }},
+      {"TENSORSTREAM_DIRECT_IO",
+       [](StreamOptions& o) {
+         return ReadEnvBool("TENSORSTREAM_DIRECT_IO", &o.storage.direct_io);
+       }},
+      {"TENSORSTREAM_MMAP",
+       [](StreamOptions& o) { return ReadEnvBool("TENSORSTREAM_MMAP", &o.map_files); }},
+  };
+  return *readers;
+}
+
+}  // namespace
+
 Result<StreamOptions> StreamOptionsFromEnvironment() {
   StreamOptions options;
-  TS_RETURN_IF_ERROR(ReadEnvInteger("RUNAI_STREAMER_CONCURRENCY", &options.concurrency));
-  TS_RETURN_IF_ERROR(ReadEnvInteger("RUNAI_STREAMER_CHUNK_BYTESIZE", &options.chunk_bytes));
-  TS_RETURN_IF_ERROR(ReadEnvInteger("RUNAI_STREAMER_MEMORY_LIMIT", &options.memory_limit));
-  int direct = 0;
-  TS_RETURN_IF_ERROR(ReadEnvInteger("TENSORSTREAM_DIRECT_IO", &direct));
-  options.storage.direct_io = direct != 0;
-  int map_files = 1;
-  TS_RETURN_IF_ERROR(ReadEnvInteger("TENSORSTREAM_MMAP", &map_files));
-  options.map_files = map_files != 0;
+  for (const auto& [name, read] : EnvReaders()) TS_RETURN_IF_ERROR(read(options));
   TS_RETURN_IF_ERROR(ValidateOptions(options).WithContext("from the environment"));
   return options;
+}
+
+Status CheckEnvironmentVariable(std::string_view name) {
+  const auto it = EnvReaders().find(name);
+  if (it == EnvReaders().end()) {
+    return InvalidArgument(Quoted(name) + " is not an option's environment variable");
+  }
+  StreamOptions options;
+  TS_RETURN_IF_ERROR(it->second(options));
+  return ValidateOptions(options).WithContext("from the environment");
 }
 
 }  // namespace tensorstream

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string_view>
 
 #include "common/status.h"
 #include "storage/source.h"
@@ -14,7 +15,10 @@ class CudaApi;
 namespace tensorstream {
 
 inline constexpr int kDefaultConcurrency = 16;
+inline constexpr int kMaxConcurrency = 1024;
 inline constexpr uint64_t kDefaultChunkBytes = 2ull << 20;
+inline constexpr uint64_t kMinChunkBytes = 4096;
+inline constexpr uint64_t kMaxChunkBytes = 1ull << 30;
 inline constexpr int64_t kUnlimitedMemory = -1;
 inline constexpr int64_t kLargestTensorMemory = 0;
 
@@ -31,12 +35,23 @@ struct StreamOptions {
   std::shared_ptr<CudaApi> cuda;
 };
 
+// Sets one option by name from its text (the C API's tensorstream_options_set): keys
+// concurrency, chunk_bytes, memory_limit, direct_io, host_memory ("mapped" | "private"),
+// s3.access_key_id, s3.secret_access_key, s3.session_token, s3.region, s3.endpoint
+// (NULL unsets an s3.* value). Leaves `options` unchanged unless the result validates.
+Status SetOption(StreamOptions& options, std::string_view key, const char* value);
+
 // Checks ranges (concurrency 1..1024, chunk 4 KiB..1 GiB or 0, limit >= -1).
 Status ValidateOptions(const StreamOptions& options);
 
 // Defaults overridden by RUNAI_STREAMER_CONCURRENCY, RUNAI_STREAMER_CHUNK_BYTESIZE,
-// RUNAI_STREAMER_MEMORY_LIMIT, TENSORSTREAM_DIRECT_IO and TENSORSTREAM_MMAP. A value that does not
-// parse, or is out of range, is an error naming the variable (never silently ignored).
+// RUNAI_STREAMER_MEMORY_LIMIT, TENSORSTREAM_DIRECT_IO and TENSORSTREAM_MMAP. Integers are read
+// as Python's int() reads them. A value that does not parse, or that runai-model-streamer
+// would refuse, is an error naming the variable (never silently ignored); positive
+// concurrency and chunk sizes beyond the supported ranges are brought into them.
 Result<StreamOptions> StreamOptionsFromEnvironment();
+
+// Checks one of those variables alone, as StreamOptionsFromEnvironment reads it.
+Status CheckEnvironmentVariable(std::string_view name);
 
 }  // namespace tensorstream

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/text.h"
 #include "format/safetensors.h"
 
 namespace tensorstream {
@@ -55,45 +56,58 @@ Result<size_t> Streamer::AddSafetensorsFile(const std::string& uri) {
     item.nbytes = t.nbytes;
     items.push_back(std::move(item));
   }
-  return AddFile(uri, std::move(source), std::move(items), std::move(header.metadata_json));
+  TS_ASSIGN_OR_RETURN(const size_t index, AddFile(uri, std::move(source), std::move(items),
+                                                  std::move(header.metadata_json)));
+  files_[index].data_offset = header.data_offset;
+  return index;
 }
 
-Result<size_t> Streamer::AddRanges(const std::string& uri, uint64_t offset,
+Result<size_t> Streamer::AddRanges(const std::string& uri, const std::vector<uint64_t>& offsets,
                                    const std::vector<uint64_t>& sizes) {
+  if (offsets.size() != sizes.size()) {
+    return InvalidArgument(uri + ": " + std::to_string(offsets.size()) + " offsets for " +
+                           std::to_string(sizes.size()) + " sizes");
+  }
   TS_ASSIGN_OR_RETURN(std::unique_ptr<Source> source, OpenSource(uri, options_.storage));
-  return AddRangesOf(uri, std::move(source), offset, sizes);
+  return AddRangesOf(uri, std::move(source), offsets, sizes);
 }
 
 Result<size_t> Streamer::AddWholeFile(const std::string& uri, uint64_t piece_bytes) {
   TS_ASSIGN_OR_RETURN(std::unique_ptr<Source> source, OpenSource(uri, options_.storage));
   const uint64_t size = source->Size();
   const uint64_t piece = piece_bytes != 0 ? piece_bytes : source->PreferredChunkBytes();
+  std::vector<uint64_t> offsets;
   std::vector<uint64_t> sizes;
-  for (uint64_t at = 0; at < size; at += piece) sizes.push_back(std::min(piece, size - at));
-  return AddRangesOf(uri, std::move(source), 0, sizes);
+  for (uint64_t at = 0; at < size; at += piece) {
+    offsets.push_back(at);
+    sizes.push_back(std::min(piece, size - at));
+  }
+  return AddRangesOf(uri, std::move(source), offsets, sizes);
 }
 
 Result<size_t> Streamer::AddRangesOf(const std::string& uri, std::unique_ptr<Source> source,
-                                     uint64_t offset, const std::vector<uint64_t>& sizes) {
+                                     const std::vector<uint64_t>& offsets,
+                                     const std::vector<uint64_t>& sizes) {
   std::vector<Item> items;
   items.reserve(sizes.size());
-  uint64_t at = offset;
   for (size_t i = 0; i < sizes.size(); ++i) {
     uint64_t end = 0;
-    if (__builtin_add_overflow(at, sizes[i], &end) || end > source->Size()) {
-      return InvalidArgument(uri + ": range " + std::to_string(i) + " [" + std::to_string(at) +
-                             ", +" + std::to_string(sizes[i]) + ") reaches beyond the " +
-                             std::to_string(source->Size()) + "-byte file");
+    if (__builtin_add_overflow(offsets[i], sizes[i], &end) || end > source->Size()) {
+      return InvalidArgument(uri + ": range " + std::to_string(i) + " [" +
+                             std::to_string(offsets[i]) + ", +" + std::to_string(sizes[i]) +
+                             ") reaches beyond the " + std::to_string(source->Size()) +
+                             "-byte file");
     }
     Item item;
     item.name = std::to_string(i);
     item.dtype = "U8";
     item.shape = {static_cast<int64_t>(sizes[i])};
-    item.offset = at;
+    item.offset = offsets[i];
     item.nbytes = sizes[i];
     items.push_back(std::move(item));
-    at = end;
   }
+  std::stable_sort(items.begin(), items.end(),
+                   [](const Item& a, const Item& b) { return a.offset < b.offset; });
   return AddFile(uri, std::move(source), std::move(items), "{}");
 }
 
@@ -110,7 +124,7 @@ Status Streamer::Select(size_t file_index, const std::vector<std::string>& names
   selection.reserve(names.size());
   for (const std::string& name : names) {
     const auto it = by_name.find(name);
-    if (it == by_name.end()) return NotFound(file.uri + ": no tensor named '" + name + "'");
+    if (it == by_name.end()) return NotFound(file.uri + ": no tensor named " + Quoted(name));
     selection.push_back(it->second);
   }
   std::sort(selection.begin(), selection.end());
@@ -178,10 +192,10 @@ Status Streamer::PlanAndLaunch() {
   if (limit == kLargestTensorMemory) limit = static_cast<int64_t>(largest);
   if (limit > 0 && largest > static_cast<uint64_t>(limit)) {
     return Status(StatusCode::kMemoryLimit,
-                  "memory limit of " + std::to_string(limit) + " bytes is below the " +
-                      std::to_string(largest) + " bytes that tensor '" + largest_item->name +
-                      "' of " + files_[largest_item->file_index].uri +
-                      " needs; raise RUNAI_STREAMER_MEMORY_LIMIT or use 0 (largest tensor)");
+                  "Memory limit supplied: " + std::to_string(limit) + " cannot be smaller than: " +
+                      std::to_string(largest) + ", the bytes that tensor " +
+                      Quoted(largest_item->name) + " of " + files_[largest_item->file_index].uri +
+                      " needs; raise RUNAI_STREAMER_MEMORY_LIMIT or use 0 (the largest tensor)");
   }
   uint64_t largest_chunk = 0;
   for (const FilePlanInput& input : inputs)
@@ -225,9 +239,9 @@ Result<size_t> Streamer::PlanDeviceStaging(std::vector<FilePlanInput>& inputs) {
                                  readers);
     if (DeviceStaging::kSlots * slot > static_cast<uint64_t>(limit)) {
       return Status(StatusCode::kMemoryLimit,
-                    "memory limit of " + std::to_string(limit) + " bytes is below the " +
-                        std::to_string(DeviceStaging::kSlots * slot) +
-                        " bytes of pinned staging a GPU stream needs at least");
+                    "Memory limit supplied: " + std::to_string(limit) +
+                        " cannot be smaller than: " + std::to_string(DeviceStaging::kSlots * slot) +
+                        ", the bytes of pinned staging a GPU stream needs at least");
     }
   }
   slot = (slot + alignment - 1) / alignment * alignment;
@@ -265,8 +279,8 @@ Status Streamer::StartDevice(size_t readers) {
     if (item_destinations_[i] != nullptr || item.nbytes == 0) continue;
     auto memory = cuda_->DeviceAlloc(item.nbytes);
     if (!memory.ok()) {
-      return memory.status().WithContext(files_[item.file_index].uri + ": tensor '" + item.name +
-                                         "'");
+      return memory.status().WithContext(files_[item.file_index].uri + ": tensor " +
+                                         Quoted(item.name));
     }
     item_destinations_[i] = *memory;
     item_owners_[i] =
@@ -329,7 +343,7 @@ void Streamer::DeviceReaderLoop(DeviceStaging& staging) {
       status = staging.Copy(static_cast<char*>(item_destinations_[i]) + (begin - item.offset),
                             begin - chunk.offset, end - begin);
       if (!status.ok()) {
-        status = status.WithContext(file.uri + ": tensor '" + item.name + "'");
+        status = status.WithContext(file.uri + ": tensor " + Quoted(item.name));
         break;
       }
     }
@@ -348,7 +362,7 @@ void Streamer::DeviceReaderLoop(DeviceStaging& staging) {
 std::string Streamer::DescribeChunk(uint32_t chunk) const {
   const ReadGroup& group = plan_->groups[plan_->chunks[chunk].group];
   std::string text =
-      files_[group.file_index].uri + ": tensor '" + plan_->items[group.items.front()].name + "'";
+      files_[group.file_index].uri + ": tensor " + Quoted(plan_->items[group.items.front()].name);
   if (group.items.size() > 1) {
     text += " (and " + std::to_string(group.items.size() - 1) + " more in the same read)";
   }
@@ -461,13 +475,16 @@ void Streamer::DeliverGroup(uint32_t g) {
       const std::shared_ptr<const FileMapping>& mapping = files_[group.file_index].mapping;
       if (cuda_ != nullptr) {
         completed_.push_back(std::make_unique<DeliveredTensor>(
-            plan_, i, nullptr, item_destinations_[i], std::move(item_owners_[i]), options_.device));
+            plan_, i, nullptr, item_destinations_[i], DeliveredTensor::Block{},
+            std::move(item_owners_[i]), options_.device));
       } else if (mapping != nullptr) {
         completed_.push_back(std::make_unique<DeliveredTensor>(
-            plan_, i, nullptr, mapping->data() + plan_->items[i].offset, mapping));
+            plan_, i, nullptr, mapping->data() + plan_->items[i].offset,
+            DeliveredTensor::Block{mapping->data(), mapping->size()}, mapping));
       } else {
         const char* data = buffer->data() + (plan_->items[i].offset - group.begin);
-        completed_.push_back(std::make_unique<DeliveredTensor>(plan_, i, buffer, data));
+        completed_.push_back(std::make_unique<DeliveredTensor>(
+            plan_, i, buffer, data, DeliveredTensor::Block{buffer->data(), buffer->size()}));
       }
     }
   }
@@ -498,14 +515,35 @@ void Streamer::Fail(const Status& status) {
 void Streamer::Cancel() { Fail(Cancelled("stream cancelled")); }
 
 Result<std::unique_ptr<DeliveredTensor>> Streamer::Next() {
+  std::vector<std::unique_ptr<DeliveredTensor>> one;
+  TS_ASSIGN_OR_RETURN(const size_t count, NextBatch(1, &one));
+  if (count == 0) return std::unique_ptr<DeliveredTensor>();
+  return std::move(one.front());
+}
+
+bool Streamer::ended() const {
+  std::lock_guard lock(queue_mu_);
+  return started_ && delivered_ == total_items_;
+}
+
+Result<size_t> Streamer::NextBatch(size_t max, std::vector<std::unique_ptr<DeliveredTensor>>* out,
+                                   int64_t timeout_ms) {
   if (!started_) return Status(StatusCode::kFailedPrecondition, "stream not started");
   std::unique_lock lock(queue_mu_);
-  queue_cv_.wait(lock,
-                 [&] { return !completed_.empty() || !error_.ok() || delivered_ == total_items_; });
+  const auto ready = [&] {
+    return !completed_.empty() || !error_.ok() || delivered_ == total_items_;
+  };
+  if (timeout_ms < 0) {
+    queue_cv_.wait(lock, ready);
+  } else if (!queue_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), ready)) {
+    return size_t{0};
+  }
   if (!error_.ok() && error_.code() != StatusCode::kCancelled && delivered_ < total_items_) {
     return error_;
   }
-  if (!completed_.empty()) {
+  size_t taken = 0;
+  bool window_moved = false;
+  for (; taken < max && !completed_.empty(); ++taken) {
     std::unique_ptr<DeliveredTensor> tensor = std::move(completed_.front());
     completed_.pop_front();
     ++delivered_;
@@ -513,14 +551,16 @@ Result<std::unique_ptr<DeliveredTensor>> Streamer::Next() {
       const uint32_t g = plan_->item_group[tensor->plan_index()];
       if (--groups_[g].items_untaken == 0) {
         ahead_bytes_ -= plan_->groups[g].bytes();
-        taken_cv_.notify_all();
+        window_moved = true;
       }
     }
-    return tensor;
+    out->push_back(std::move(tensor));
   }
+  if (window_moved) taken_cv_.notify_all();
+  if (taken > 0) return taken;
   // After the last tensor, the stream has ended well whatever happens later (a Cancel).
   if (!error_.ok() && delivered_ < total_items_) return error_;
-  return std::unique_ptr<DeliveredTensor>();
+  return size_t{0};
 }
 
 }  // namespace tensorstream

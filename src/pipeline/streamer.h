@@ -11,6 +11,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -32,15 +33,23 @@ namespace tensorstream {
 // A tensor whose bytes are complete in host memory (a share of its group's HostBuffer, or
 // a view of a file mapping that `owner` keeps alive) or in device memory (the caller's
 // destination, or memory the stream allocated, which `owner` frees). The data pointer is
-// valid as long as this object.
+// valid as long as this object. The host bytes lie in a block of memory (the group's
+// buffer, or the file's mapping) that bindings may wrap once for many tensors.
 class DeliveredTensor {
  public:
+  struct Block {
+    const char* data = nullptr;  // null for device tensors
+    uint64_t bytes = 0;
+  };
+
   DeliveredTensor(std::shared_ptr<const Plan> plan, size_t item, std::shared_ptr<HostBuffer> buffer,
-                  const void* data, std::shared_ptr<const void> owner = nullptr, int device = -1)
+                  const void* data, Block block, std::shared_ptr<const void> owner = nullptr,
+                  int device = -1)
       : plan_(std::move(plan)),
         item_(item),
         buffer_(std::move(buffer)),
         data_(data),
+        block_(block),
         owner_(std::move(owner)),
         device_(device) {}
   ~DeliveredTensor() {
@@ -53,6 +62,7 @@ class DeliveredTensor {
   size_t plan_index() const { return item_; }
   int device() const { return device_; }  // -1: host memory
   const void* data() const { return data_; }
+  const Block& block() const { return block_; }
 
   // The caller keeps these bytes beyond the stream: they stop counting against the
   // memory limit once the group's other tensors are done too (idempotent).
@@ -66,6 +76,7 @@ class DeliveredTensor {
   size_t item_;
   std::shared_ptr<HostBuffer> buffer_;  // null for mapped and device tensors
   const void* data_;
+  Block block_;
   std::shared_ptr<const void> owner_;
   int device_;
   bool done_ = false;
@@ -74,7 +85,8 @@ class DeliveredTensor {
 struct StreamFile {
   std::string uri;
   std::unique_ptr<Source> source;
-  std::vector<Item> items;  // every tensor / range of the file, sorted by offset
+  std::vector<Item> items;   // every tensor / range of the file, sorted by offset
+  uint64_t data_offset = 0;  // SafeTensors: where the data section starts (8 + header)
   std::string metadata_json = "{}";
   std::vector<size_t> selection;    // indices into items; all of them unless Select()ed
   std::vector<void*> destinations;  // device mode: caller's device memory per item, or null
@@ -90,8 +102,10 @@ class Streamer {
 
   // Opens the file and parses its SafeTensors header; returns the file index.
   Result<size_t> AddSafetensorsFile(const std::string& uri);
-  // Raw ranges [offset, offset+sizes[0]), then the next, … delivered as U8 items.
-  Result<size_t> AddRanges(const std::string& uri, uint64_t offset,
+  // Raw ranges of any file: range i is [offsets[i], offsets[i] + sizes[i]), delivered as a
+  // U8 item named by its position i ("0", "1", …). Ranges may overlap and come in any
+  // order (items are kept sorted by offset, so an item's index is not its position).
+  Result<size_t> AddRanges(const std::string& uri, const std::vector<uint64_t>& offsets,
                            const std::vector<uint64_t>& sizes);
   // The whole file as consecutive ranges of `piece_bytes` (0: the storage's preferred
   // read size), opening it once.
@@ -112,6 +126,14 @@ class Streamer {
   Status Start();
   // The next completed tensor; nullptr once all were delivered; the stream's error.
   Result<std::unique_ptr<DeliveredTensor>> Next();
+  // Blocks until some tensor is complete (or `timeout_ms` passed, when >= 0), then appends
+  // to `out` up to `max` completed tensors without waiting for more. Returns how many: 0
+  // once all were delivered (see ended()) or when the timeout passed; the stream's error
+  // as Next() does. REQUIRES: max > 0.
+  Result<size_t> NextBatch(size_t max, std::vector<std::unique_ptr<DeliveredTensor>>* out,
+                           int64_t timeout_ms = -1);
+  // Every tensor was handed out.
+  bool ended() const;
   void Cancel();
 
   uint64_t bytes_read() const { return bytes_read_.load(std::memory_order_relaxed); }
@@ -129,7 +151,8 @@ class Streamer {
   };
 
   Result<size_t> AddRangesOf(const std::string& uri, std::unique_ptr<Source> source,
-                             uint64_t offset, const std::vector<uint64_t>& sizes);
+                             const std::vector<uint64_t>& offsets,
+                             const std::vector<uint64_t>& sizes);
   Result<size_t> AddFile(const std::string& uri, std::unique_ptr<Source> source,
                          std::vector<Item> items, std::string metadata_json);
   Status PlanAndLaunch();

@@ -67,6 +67,14 @@ int main(void) {
   EXPECT(tensorstream_options_set_concurrency(options, 4) == TENSORSTREAM_OK);
   EXPECT(tensorstream_options_set_memory_limit(options, 0) == TENSORSTREAM_OK);
   EXPECT(tensorstream_options_create(NULL) == TENSORSTREAM_INVALID_ARGUMENT);
+  EXPECT(tensorstream_options_set(options, "no.such.key", "1") == TENSORSTREAM_INVALID_ARGUMENT);
+  EXPECT(strstr(tensorstream_last_error(), "no.such.key") != NULL);
+  EXPECT(tensorstream_options_set(options, "host_memory", "shared") ==
+         TENSORSTREAM_INVALID_ARGUMENT);
+  EXPECT(tensorstream_options_set(options, "concurrency", "two") == TENSORSTREAM_INVALID_ARGUMENT);
+  EXPECT(tensorstream_options_set(options, "host_memory", "private") == TENSORSTREAM_OK);
+  EXPECT(tensorstream_options_set(options, "concurrency", " 3 ") == TENSORSTREAM_OK);
+  EXPECT(tensorstream_options_set(options, "s3.region", NULL) == TENSORSTREAM_OK);
 
   tensorstream_stream* stream = NULL;
   EXPECT(tensorstream_stream_create(options, &stream) == TENSORSTREAM_OK);
@@ -79,6 +87,16 @@ int main(void) {
   const char* metadata = NULL;
   EXPECT(tensorstream_stream_metadata_json(stream, 0, &metadata) == TENSORSTREAM_OK);
   EXPECT(metadata && strcmp(metadata, "{\"k\":\"v\"}") == 0);
+  /* All tensors in one call, sorted by offset. */
+  const char* tensors = NULL;
+  char expected[512];
+  const size_t start = 8 + strlen(header);
+  snprintf(expected, sizeof expected,
+           "{\"data_offset\":%zu,\"name\":[\"a\",\"b\",\"z\"],\"dtype\":[\"F32\",\"U8\",\"BF16\"],"
+           "\"shape\":[[2,2],[3],[0]],\"offset\":[%zu,%zu,%zu],\"nbytes\":[16,3,0]}",
+           start, start, start + 16, start + 19);
+  EXPECT(tensorstream_stream_tensors_json(stream, 0, &tensors) == TENSORSTREAM_OK);
+  EXPECT(tensors && strcmp(tensors, expected) == 0);
   EXPECT(tensorstream_stream_tensor_count(stream, 7, &count) == TENSORSTREAM_INVALID_ARGUMENT);
   EXPECT(tensorstream_stream_next(stream, NULL) == TENSORSTREAM_INVALID_ARGUMENT);
 
@@ -109,6 +127,39 @@ int main(void) {
   uint64_t bytes_read = 0, peak = 0;
   EXPECT(tensorstream_stream_stats(stream, &bytes_read, &peak) == TENSORSTREAM_OK);
   EXPECT(bytes_read >= 19 && peak >= 16);
+  tensorstream_stream_destroy(stream);
+
+  /* The same file through next_batch: every tensor once, data inside its block. */
+  tensorstream_options_create(&options);
+  tensorstream_stream_create(options, &stream);
+  tensorstream_options_destroy(options);
+  EXPECT(tensorstream_stream_add_file(stream, path, NULL) == TENSORSTREAM_OK);
+  EXPECT(tensorstream_stream_start(stream) == TENSORSTREAM_OK);
+  tensorstream_delivery batch[2];
+  size_t got = 0, total = 0;
+  seen = 0;
+  while ((status = tensorstream_stream_next_batch(stream, batch, 2, TENSORSTREAM_BATCH_KEEP, -1,
+                                                  &got)) == TENSORSTREAM_OK) {
+    EXPECT(got >= 1 && got <= 2);
+    for (size_t i = 0; i < got; ++i) {
+      EXPECT(batch[i].file_index == 0 && batch[i].tensor_index < 3 && batch[i].device == -1);
+      seen |= 1 << batch[i].tensor_index;
+      if (batch[i].nbytes > 0) {
+        const char* block = (const char*)batch[i].block;
+        const char* at = (const char*)batch[i].data;
+        EXPECT(block != NULL && at >= block &&
+               at + batch[i].nbytes <= block + batch[i].block_bytes);
+      }
+      if (batch[i].tensor_index == 0) EXPECT(memcmp(batch[i].data, data, 16) == 0);
+      if (batch[i].tensor_index == 1) EXPECT(memcmp(batch[i].data, data + 16, 3) == 0);
+    }
+    total += got;
+    tensorstream_deliveries_release(batch, got);
+  }
+  EXPECT(status == TENSORSTREAM_END_OF_STREAM && got == 0);
+  EXPECT(total == 3 && seen == 7);
+  EXPECT(tensorstream_stream_next_batch(stream, batch, 0, 0, -1, &got) ==
+         TENSORSTREAM_INVALID_ARGUMENT);
   tensorstream_stream_destroy(stream);
 
   /* A corrupt file: the error names the file, the tensor and the cause. */

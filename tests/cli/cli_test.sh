@@ -63,11 +63,11 @@ expect_error "missing file" "/no/such/file.safetensors" "$cli" stream /no/such/f
 expect_error "empty file" "empty.safetensors" "$cli" stream "$work/corrupt/empty.safetensors"
 expect_error "truncated" "truncated.safetensors" "$cli" stream "$work/corrupt/truncated.safetensors"
 expect_error "truncated names tensor" "'a'" "$cli" inspect "$work/corrupt/truncated.safetensors"
-expect_error "not json" "not valid UTF-8 JSON" "$cli" inspect "$work/corrupt/not_json.safetensors"
-expect_error "huge header" "100 MiB" "$cli" stream "$work/corrupt/huge_header.safetensors"
-expect_error "bad dtype" "unknown dtype 'Q7'" "$cli" stream "$work/corrupt/bad_dtype.safetensors"
+expect_error "not json" "Header is not valid JSON" "$cli" inspect "$work/corrupt/not_json.safetensors"
+expect_error "huge header" "exceeds limit of 104857600 bytes" "$cli" stream "$work/corrupt/huge_header.safetensors"
+expect_error "bad dtype" "Unsupported dtype 'Q7' in tensor 'a'" "$cli" stream "$work/corrupt/bad_dtype.safetensors"
 expect_error "directory" "is a directory" "$cli" stream "$work/corrupt"
-expect_error "memory limit too small" "memory limit of 1000 bytes" "$cli" stream --memory-limit 1000 "$work/model.safetensors"
+expect_error "memory limit too small" "Memory limit supplied: 1000 cannot be smaller than" "$cli" stream --memory-limit 1000 "$work/model.safetensors"
 
 "$cli" stream --concurrency 0 "$work/model.safetensors" >/dev/null 2>"$work/err"
 rc=$?

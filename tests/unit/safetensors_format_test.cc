@@ -78,20 +78,21 @@ TEST(SafetensorsFormat, EmptyHeaderObjectIsAValidEmptyFile) {
 }
 
 TEST(SafetensorsFormat, RejectsEmptyAndShortFiles) {
-  ExpectFormatError("", {"shorter than the 8-byte header length"});
+  ExpectFormatError("", {"File is truncated or empty", "shorter than the 8-byte header size"});
   ExpectFormatError("abc", {"3 bytes"});
 }
 
 TEST(SafetensorsFormat, RejectsHeaderLengthBeyondFileOrLimit) {
-  ExpectFormatError(std::string("\x10\x00\x00\x00\x00\x00\x00\x00{}", 10), {"beyond the end"});
+  ExpectFormatError(std::string("\x10\x00\x00\x00\x00\x00\x00\x00{}", 10),
+                    {"File is truncated or empty", "beyond the end"});
   ExpectFormatError(std::string("\x00\x00\x00\x10\x00\x00\x00\x00", 8) + std::string(64, ' '),
-                    {"exceeds the 100 MiB limit"});
-  ExpectFormatError(std::string(8, '\xff'), {"exceeds the 100 MiB limit"});
+                    {"Header size", "exceeds limit of 104857600 bytes"});
+  ExpectFormatError(std::string(8, '\xff'), {"Header size", "exceeds limit of 104857600 bytes"});
 }
 
 TEST(SafetensorsFormat, RejectsNonJsonAndNonUtf8) {
-  ExpectFormatError(RawImage("{not json", ""), {"not valid UTF-8 JSON"});
-  ExpectFormatError(RawImage("{\"a\xff\xfe\":{}}", ""), {"not valid UTF-8 JSON"});
+  ExpectFormatError(RawImage("{not json", ""), {"Corrupted File: Header is not valid JSON"});
+  ExpectFormatError(RawImage("{\"a\xff\xfe\":{}}", ""), {"Header is not valid UTF-8", "byte 3"});
   ExpectFormatError(RawImage("[1,2]", ""), {"not a JSON object"});
 }
 
@@ -99,41 +100,47 @@ TEST(SafetensorsFormat, RejectsBadEntries) {
   ExpectFormatError(OneTensor("5", ""), {"'t'", "not a JSON object"});
   ExpectFormatError(OneTensor(R"({"shape":[1],"data_offsets":[0,1]})", "x"), {"'t'", "dtype"});
   ExpectFormatError(OneTensor(R"({"dtype":"Q3","shape":[1],"data_offsets":[0,1]})", "x"),
-                    {"'t'", "unknown dtype 'Q3'"});
+                    {"Unsupported dtype 'Q3' in tensor 't'"});
   ExpectFormatError(OneTensor(R"({"dtype":"U8","data_offsets":[0,1]})", "x"), {"'t'", "shape"});
   ExpectFormatError(OneTensor(R"({"dtype":"U8","shape":[-1],"data_offsets":[0,1]})", "x"),
-                    {"'t'", "non-negative integer"});
+                    {"Tensor 't': 'shape' holds the negative number -1", "non-negative integer"});
   ExpectFormatError(OneTensor(R"({"dtype":"U8","shape":[1.5],"data_offsets":[0,1]})", "x"),
-                    {"'t'", "non-negative integer"});
-  ExpectFormatError(OneTensor(R"({"dtype":"U8","shape":[1]})", "x"), {"'t'", "data_offsets"});
+                    {"Tensor 't': 'shape' holds the non-integer 1.5"});
+  ExpectFormatError(OneTensor(R"({"dtype":"U8","shape":4,"data_offsets":[0,1]})", "x"),
+                    {"Tensor 't': 'shape' is not an array"});
+  ExpectFormatError(OneTensor(R"({"dtype":["U8"],"shape":[1],"data_offsets":[0,1]})", "x"),
+                    {"Tensor 't': 'dtype' holds an array or object"});
+  ExpectFormatError(OneTensor(R"({"dtype":"U8","shape":[1]})", "x"),
+                    {"Corrupted Header: Tensor 't' missing data_offsets"});
   ExpectFormatError(OneTensor(R"({"dtype":"U8","shape":[1],"data_offsets":[0]})", "x"),
                     {"'t'", "data_offsets"});
   ExpectFormatError(OneTensor(R"({"dtype":"U8","shape":[1],"data_offsets":["0",1]})", "x"),
-                    {"'t'", "not non-negative integers"});
+                    {"Tensor 't': 'data_offsets' holds the string \"0\""});
   ExpectFormatError(OneTensor(R"({"dtype":"U8","shape":[1],"data_offsets":[0,1.0]})", "x"),
-                    {"'t'", "not non-negative integers"});
+                    {"Tensor 't': 'data_offsets' holds the non-integer 1.0"});
   ExpectFormatError(OneTensor(R"({"dtype":"U8","shape":[1],"data_offsets":[1,0]})", "x"),
-                    {"'t'", "end before they begin"});
+                    {"Corrupted Offset: Tensor 't' start (1) > end (0)"});
   ExpectFormatError(OneTensor(R"({"dtype":"U8","shape":[1],"data_offsets":[0,1]})", "__metadata__"),
-                    {"bytes after the last tensor"});
+                    {"11 extra trailing bytes"});
 }
 
 TEST(SafetensorsFormat, RejectsOffsetsBeyondData) {
   ExpectFormatError(OneTensor(R"({"dtype":"F32","shape":[4],"data_offsets":[0,16]})", "12345678"),
-                    {"'t'", "beyond the data region"});
+                    {"'t'", "is truncated", "declares 16 bytes", "holds 8"});
 }
 
 TEST(SafetensorsFormat, RejectsSizeMismatchAndOverflow) {
-  ExpectFormatError(OneTensor(R"({"dtype":"F32","shape":[3],"data_offsets":[0,8]})", "12345678"),
-                    {"'t'", "needs 12 bytes", "span 8"});
+  ExpectFormatError(
+      OneTensor(R"({"dtype":"F32","shape":[3],"data_offsets":[0,8]})", "12345678"),
+      {"Corrupted Tensor 't': Shape claims 12 bytes ([3] x F32), but offsets reserve 8 bytes"});
   ExpectFormatError(
       OneTensor(R"({"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]})",
                 "12345678"),
-      {"'t'", "overflows"});
+      {"Corrupted Tensor 't'", "Shape claims more than 2^64 bytes"});
   ExpectFormatError(
       OneTensor(R"({"dtype":"F64","shape":[2305843009213693952],"data_offsets":[0,8]})",
                 "12345678"),
-      {"'t'", "whole number of bytes"});
+      {"'t'", "Shape claims more than 2^64 bytes"});
   ExpectFormatError(OneTensor(R"({"dtype":"F4","shape":[3],"data_offsets":[0,2]})", "12"),
                     {"'t'", "whole number of bytes"});
 }
@@ -142,11 +149,12 @@ TEST(SafetensorsFormat, RejectsOverlapsAndGaps) {
   ExpectFormatError(RawImage(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},)"
                              R"("b":{"dtype":"U8","shape":[4],"data_offsets":[2,6]}})",
                              "123456"),
-                    {"'b'", "overlaps tensor 'a'"});
-  ExpectFormatError(RawImage(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},)"
-                             R"("b":{"dtype":"U8","shape":[2],"data_offsets":[4,6]}})",
-                             "123456"),
-                    {"'b'", "gap of 2 bytes"});
+                    {"Tensor 'a' overlaps with next tensor 'b' (ends at 4, next starts at 2)"});
+  ExpectFormatError(
+      RawImage(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},)"
+               R"("b":{"dtype":"U8","shape":[2],"data_offsets":[4,6]}})",
+               "123456"),
+      {"Gaps between tensors are not allowed. Tensor 'a' ends at 2, but next tensor starts at 4"});
 }
 
 TEST(SafetensorsFormat, RejectsDuplicateNames) {
@@ -154,6 +162,70 @@ TEST(SafetensorsFormat, RejectsDuplicateNames) {
                              R"("a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}})",
                              "12"),
                     {"'a'", "appears twice"});
+}
+
+TEST(SafetensorsFormat, RejectsDeepNestingBeforeWalkingIt) {
+  // Half a million levels: a recursive walk (or a document tree's destructor) would
+  // overflow the stack; the parser stops at kMaxHeaderDepth.
+  const size_t depth = 500000;
+  const std::string deep = std::string(depth, '[') + std::string(depth, ']');
+  ExpectFormatError(RawImage(R"({"__metadata__":{"k":)" + deep + "}}", ""),
+                    {"nests deeper than 64 levels"});
+  ExpectFormatError(
+      OneTensor(R"({"dtype":"U8","shape":[1],"data_offsets":[0,1],"x":)" + deep + "}", "x"),
+      {"nests deeper than 64 levels"});
+  ExpectFormatError(RawImage(deep, ""), {"Header is not a JSON object"});
+}
+
+TEST(SafetensorsFormat, ParsesExactlyTheDeclaredLength) {
+  const std::string valid = R"({"t":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}})";
+  // Trailing spaces are padding (writers align the data to 8 bytes); anything else after
+  // the object, a NUL included, is not JSON.
+  EXPECT_TRUE(ParseImage(RawImage(valid + "   ", "x")).ok());
+  ExpectFormatError(RawImage(valid + std::string("\0garbage", 8), "x"),
+                    {"Header is not valid JSON", "NUL byte at offset 53"});
+  ExpectFormatError(RawImage(valid + "{}", "x"), {"Header is not valid JSON"});
+}
+
+TEST(SafetensorsFormat, NamesWithEscapedNulAreDistinctTensors) {
+  auto header =
+      ParseImage(RawImage(R"({"w\u0000one":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},)"
+                          R"("w\u0000two":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}})",
+                          "ab"));
+  ASSERT_TRUE(header.ok()) << header.status().message();
+  ASSERT_EQ(header->tensors.size(), 2u);
+  EXPECT_EQ(header->tensors[0].name, std::string("w\0one", 5));
+  EXPECT_EQ(header->tensors[1].name, std::string("w\0two", 5));
+}
+
+TEST(SafetensorsFormat, MessagesEscapeControlCharactersOfNames) {
+  auto header = ParseImage(
+      RawImage(R"({"evil\u001b[2J\nname":{"dtype":"Q","shape":[1],"data_offsets":[0,1]}})", "x"));
+  ASSERT_FALSE(header.ok());
+  const std::string& message = header.status().message();
+  EXPECT_NE(message.find(R"('evil\x1b[2J\nname')"), std::string::npos) << message;
+  EXPECT_EQ(message.find('\x1b'), std::string::npos);
+  EXPECT_EQ(message.find('\n'), std::string::npos);
+}
+
+TEST(SafetensorsFormat, MetadataIsReserialisedWhateverItHolds) {
+  auto header = ParseImage(
+      RawImage(R"({"__metadata__" : {"a" : [1, {"b" : null}], "c" : "\u00e9\"", "d":{}}, )"
+               R"("t":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"extra":{"ignored":[1]}}})",
+               "x"));
+  ASSERT_TRUE(header.ok()) << header.status().message();
+  EXPECT_EQ(header->metadata_json, R"({"a":[1,{"b":null}],"c":"é\"","d":{}})");
+  ExpectFormatError(RawImage(R"({"__metadata__":[1]})", ""), {"'__metadata__' that is not"});
+  ExpectFormatError(RawImage(R"({"__metadata__":"x"})", ""), {"'__metadata__' that is not"});
+}
+
+TEST(SafetensorsFormat, ZeroSizeTensorSortsBeforeOneAtTheSameOffset) {
+  auto header = ParseImage(RawImage(R"({"big":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},)"
+                                    R"("empty":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})",
+                                    "ab"));
+  ASSERT_TRUE(header.ok()) << header.status().message();
+  EXPECT_EQ(header->tensors[0].name, "empty");
+  EXPECT_EQ(header->tensors[1].name, "big");
 }
 
 }  // namespace

@@ -211,16 +211,22 @@ TEST(Streamer, RawRangesOfAnyFile) {
   const std::string bytes = testing::RandomBytes(5000, 3);
   WriteFile(dir + "/blob.bin", bytes);
   Streamer streamer(Options(3, -1, 4096));
-  ASSERT_TRUE(streamer.AddRanges(dir + "/blob.bin", 100, {10, 0, 4000, 890}).ok());
+  // Out of order, overlapping, empty and repeated ranges: each delivered under its position.
+  ASSERT_TRUE(
+      streamer
+          .AddRanges(dir + "/blob.bin", {4110, 100, 105, 200, 100, 0}, {890, 10, 4000, 0, 10, 5000})
+          .ok());
   const auto got = StreamAll(streamer);
-  ASSERT_EQ(got.size(), 4u);
-  EXPECT_EQ(got.at("0"), bytes.substr(100, 10));
-  EXPECT_EQ(got.at("1"), "");
-  EXPECT_EQ(got.at("2"), bytes.substr(110, 4000));
-  EXPECT_EQ(got.at("3"), bytes.substr(4110, 890));
+  ASSERT_EQ(got.size(), 6u);
+  EXPECT_EQ(got.at("0"), bytes.substr(4110, 890));
+  EXPECT_EQ(got.at("1"), bytes.substr(100, 10));
+  EXPECT_EQ(got.at("2"), bytes.substr(105, 4000));
+  EXPECT_EQ(got.at("3"), "");
+  EXPECT_EQ(got.at("4"), bytes.substr(100, 10));
+  EXPECT_EQ(got.at("5"), bytes);
 
   Streamer beyond(Options(1, -1));
-  const auto status = beyond.AddRanges(dir + "/blob.bin", 4000, {2000});
+  const auto status = beyond.AddRanges(dir + "/blob.bin", {4000}, {2000});
   EXPECT_EQ(status.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(status.status().message().find("blob.bin"), std::string::npos);
 }
