@@ -58,3 +58,38 @@ install_python_package() {
   log "installing the tensorstream Python package into $TS_VENV"
   "$TS_PY" -m pip install -q --no-build-isolation --no-deps --force-reinstall "$REPO_ROOT"
 }
+
+# runai-model-streamer 0.17.1, the reference the drop-in must match, in a virtual
+# environment of its own (the differential test and the benchmarks run it side by side
+# with ours). It reuses the main venv's heavy packages (torch) through a .pth file that
+# points at a folder of links to every entry of the main venv's site-packages except our
+# own packages, so the reference's runai_model_streamer is the only one importable there.
+# Rebuilt only when REFERENCE_PACKAGES changes; needs ensure_venv first.
+REFERENCE_PACKAGES="runai-model-streamer==0.17.1 runai-model-streamer-s3==0.17.1 humanize==4.17.0"
+TS_REFERENCE_VENV=${TENSORSTREAM_REFERENCE_VENV:-$TS_CACHE/reference-venv}
+TS_REFERENCE_PY=$TS_REFERENCE_VENV/bin/python
+ensure_reference_venv() {
+  local stamp=$TS_REFERENCE_VENV/.packages
+  local want="$REFERENCE_PACKAGES $(cat "$TS_VENV/.requirements.sha256" 2>/dev/null)"
+  if [ -x "$TS_REFERENCE_PY" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
+  log "preparing the reference's environment in $TS_REFERENCE_VENV"
+  local ours base theirs shared=$TS_REFERENCE_VENV/shared-site
+  ours=$("$TS_PY" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+  base=$("$TS_PY" -c 'import sys; print(sys.base_prefix)')
+  "$base/bin/python3" -m venv --clear "$TS_REFERENCE_VENV"
+  mkdir -p "$shared"
+  local entry name
+  for entry in "$ours"/*; do
+    name=$(basename "$entry")
+    case "$name" in
+      tensorstream*|runai_model_streamer*|__pycache__|_distutils_hack|pip|pip-*|setuptools*|*.pth) ;;
+      *) ln -s "$entry" "$shared/$name" ;;
+    esac
+  done
+  theirs=$("$TS_REFERENCE_PY" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+  echo "$shared" >"$theirs/zz_shared_site.pth"
+  # shellcheck disable=SC2086
+  "$TS_REFERENCE_PY" -m pip install -q --no-deps $REFERENCE_PACKAGES
+  "$TS_REFERENCE_PY" -c 'import runai_model_streamer, sys; assert sys.prefix in runai_model_streamer.__file__, runai_model_streamer.__file__'
+  echo "$want" >"$stamp"
+}

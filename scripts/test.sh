@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls this):
 #   1. build + unit tests + C API test (plain C) + CLI tests          (build/)
-#   2. Python tests (pytest) against the installed package
+#   2. Python tests (pytest) against the installed package, and the drop-in compared with
+#      the real runai-model-streamer 0.17.1 (tests/dropin, in its own venv sharing torch)
 #   3. the same C++ suites under AddressSanitizer + UBSan               (build-asan/)
 #   4. the pipeline tests under ThreadSanitizer                         (build-tsan/)
 #   5. the header fuzzer for a bounded time over the kept corpus        (build-fuzz/)
@@ -25,6 +26,7 @@ export AWS_EC2_METADATA_DISABLED=true
 
 ensure_debian_packages
 if want python || want s3; then ensure_venv; fi
+if want python; then ensure_reference_venv; fi
 
 if want unit; then
   log "build + unit, C API and CLI tests"
@@ -34,8 +36,9 @@ fi
 
 if want python; then
   install_python_package
-  log "Python tests"
-  (cd "$REPO_ROOT" && "$TS_PY" -m pytest -q tests/python)
+  log "Python tests, and the drop-in against runai-model-streamer 0.17.1"
+  (cd "$REPO_ROOT" && TENSORSTREAM_REFERENCE_PYTHON=$TS_REFERENCE_PY \
+     "$TS_PY" -m pytest -q tests/python tests/dropin)
 fi
 
 if want asan; then
@@ -62,6 +65,7 @@ if want fuzz; then
   scratch=$(mktemp -d)
   "$REPO_ROOT/build-fuzz/fuzz/safetensors_header_fuzzer" -max_total_time="$FUZZ_SECONDS" \
     -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    -dict="$REPO_ROOT/fuzz/safetensors_header.dict" \
     "$scratch" "$REPO_ROOT/fuzz/corpus/safetensors_header" 2>&1 | tail -12
   rm -rf "$scratch"
 fi

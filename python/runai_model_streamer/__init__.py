@@ -1,4 +1,4 @@
-"""Drop-in replacement for runai-model-streamer 0.17's Python API, over tensorstream.
+"""Drop-in replacement for runai-model-streamer 0.17.1's Python API, over tensorstream.
 
     from runai_model_streamer import SafetensorsStreamer
     with SafetensorsStreamer() as streamer:
@@ -6,22 +6,29 @@
         for name, tensor in streamer.get_tensors():
             ...
 
-Differences from the reference, all on the safe side: yielded tensors own their memory
-(keeping them is safe, no clone needed); options from the environment are read at each
-stream_files call; explicit S3Credentials are honoured; pull_files never writes outside its
-destination. Not yet: splitting reads across torch.distributed ranks (every rank reads
-everything, see DistributedStreamer).
+The modules mirror the reference's, so deep imports work too (s3_utils.s3_utils,
+safetensors_streamer.safetensors_pytorch, file_streamer.requests_iterator, ...). Importing
+needs neither torch, nor a GPU, nor cloud credentials. python/README.md lists where this
+package differs from the reference, and why.
 
-Importing needs neither torch, nor a GPU, nor cloud credentials.
+Logging, as in the reference: the ``runai_model_streamer`` logger is set to
+RUNAI_STREAMER_LOG_LEVEL (default INFO; a name logging does not know is a ValueError at
+import), and RUNAI_STREAMER_LOG_TO_STDERR=1 gives it a handler of its own on stderr.
 """
 import logging as _logging
 import os as _os
+import sys as _sys
 
-from tensorstream import S3Credentials
-
-from ._file_streamer import DistributedStreamer, FileChunks, FileStreamer
-from ._object_storage import ObjectStorageModel, list_safetensors, pull_files
-from ._safetensors_streamer import SafetensorMetadata, SafetensorsStreamer
+from runai_model_streamer.distributed_streamer.distributed_streamer import DistributedStreamer
+from runai_model_streamer.file_streamer.file_streamer import FileStreamer
+from runai_model_streamer.file_streamer.requests_iterator import FileChunks
+from runai_model_streamer.s3_utils.s3_utils import S3Credentials
+from runai_model_streamer.safetensors_streamer.safetensors_streamer import (
+    ObjectStorageModel,
+    SafetensorsStreamer,
+    list_safetensors,
+    pull_files,
+)
 
 __all__ = [
     "SafetensorsStreamer",
@@ -31,10 +38,24 @@ __all__ = [
     "FileChunks",
     "list_safetensors",
     "pull_files",
-    "S3Credentials",
-    "SafetensorMetadata",
 ]
 
-_level = _os.environ.get("RUNAI_STREAMER_LOG_LEVEL", "").upper()
-if _level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-    _logging.getLogger(__name__).setLevel(_level)
+
+def _configure_logging() -> None:
+    logger = _logging.getLogger(__name__)
+    level = _os.environ.get("RUNAI_STREAMER_LOG_LEVEL", "INFO").upper()
+    try:
+        logger.setLevel(level)
+    except ValueError:
+        raise ValueError(f"RUNAI_STREAMER_LOG_LEVEL={level!r}: Unknown level (use DEBUG, INFO, "
+                         "WARNING, ERROR or CRITICAL)") from None
+    if _os.environ.get("RUNAI_STREAMER_LOG_TO_STDERR") == "1" and not any(
+            getattr(h, "_runai_stderr_handler", False) for h in logger.handlers):
+        handler = _logging.StreamHandler(_sys.stderr)
+        handler._runai_stderr_handler = True  # a re-import adds no second handler
+        handler.setFormatter(_logging.Formatter("%(asctime)s [%(levelname)s] %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+_configure_logging()

@@ -17,7 +17,7 @@ Importing needs neither torch, nor a GPU, nor cloud credentials; the native libr
 loaded on first use (TENSORSTREAM_LIBRARY overrides its location).
 """
 from ._api import inspect, load, resolve_device, stream
-from ._capi import library_path, version
+from ._capi import check_environment, library_path, version
 from ._errors import (
     CancelledError,
     FailedPreconditionError,
@@ -37,6 +37,7 @@ from ._transfer import ListEntry, download, list, pull  # noqa: A004 (tensorstre
 
 __all__ = [
     "load", "stream", "inspect", "resolve_device", "version", "library_path",
+    "check_environment",
     "list", "download", "pull",
     "Stream", "Delivered", "TensorInfo", "S3Credentials", "ListEntry",
     "TensorStreamError", "InvalidArgumentError", "NotFoundError", "PermissionDeniedError",

@@ -177,9 +177,11 @@ def _iterate(opened: _Opened, progress: bool):
 
 
 def _host_items(opened: _Opened):
-    for item in opened.handle:
-        value = item.to_torch() if opened.framework == "pt" else item.to_numpy()
-        yield item.name, value, item.nbytes
+    handle = opened.handle
+    items = handle.torch_items() if opened.framework == "pt" else handle.numpy_items()
+    for file_index, index, value in items:
+        info = handle.tensors(file_index)[index]
+        yield info.name, value, info.nbytes
 
 
 def _device_items(opened: _Opened):
@@ -204,8 +206,11 @@ def device_file_items(uri, infos: list, device: str, options: dict):
         handle.select(index, [info.name for info in infos])
         destinations = handle.allocate_destinations(index, infos, device)
         handle.start()
-        for item in handle:
-            yield item.name, destinations.pop(item.index), item.nbytes
+        for batch in handle.batches():
+            batch.release(0, batch.count)  # the bytes are in the destinations
+            for file_index, tensor_index in batch.indices():
+                info = handle.tensors(file_index)[tensor_index]
+                yield info.name, destinations.pop(tensor_index), info.nbytes
 
 
 def inspect(path: PathLike, *, s3_credentials: Optional[S3Credentials] = None) -> list:

@@ -41,54 +41,17 @@ OptionsP = POINTER(Options)
 StreamP = POINTER(Stream)
 TensorP = POINTER(Tensor)
 
-# name: (restype, argtypes). A restype of c_int means a status to check.
-_SIGNATURES = {
-    "tensorstream_version": (c_char_p, []),
-    "tensorstream_last_error": (c_char_p, []),
-    "tensorstream_status_name": (c_char_p, [c_int]),
-    "tensorstream_options_create": (c_int, [POINTER(OptionsP)]),
-    "tensorstream_options_destroy": (None, [OptionsP]),
-    "tensorstream_options_set_concurrency": (c_int, [OptionsP, c_int]),
-    "tensorstream_options_set_chunk_bytes": (c_int, [OptionsP, c_uint64]),
-    "tensorstream_options_set_memory_limit": (c_int, [OptionsP, c_int64]),
-    "tensorstream_options_set_direct_io": (c_int, [OptionsP, c_int]),
-    # GPU destinations.
-    "tensorstream_options_set_device": (c_int, [OptionsP, c_char_p]),
-    "tensorstream_stream_set_destination": (c_int, [StreamP, c_size_t, c_size_t, c_void_p]),
-    "tensorstream_tensor_device": (c_int, [TensorP]),
-    "tensorstream_options_set_s3_credentials": (
-        c_int, [OptionsP, c_char_p, c_char_p, c_char_p, c_char_p, c_char_p]),
-    "tensorstream_stream_create": (c_int, [OptionsP, POINTER(StreamP)]),
-    "tensorstream_stream_destroy": (None, [StreamP]),
-    "tensorstream_stream_add_file": (c_int, [StreamP, c_char_p, POINTER(c_size_t)]),
-    "tensorstream_stream_add_ranges": (
-        c_int, [StreamP, c_char_p, c_uint64, POINTER(c_uint64), c_size_t, POINTER(c_size_t)]),
-    "tensorstream_stream_select": (c_int, [StreamP, c_size_t, POINTER(c_char_p), c_size_t]),
-    "tensorstream_stream_file_count": (c_int, [StreamP, POINTER(c_size_t)]),
-    "tensorstream_stream_tensor_count": (c_int, [StreamP, c_size_t, POINTER(c_size_t)]),
-    "tensorstream_stream_tensor_info": (
-        c_int, [StreamP, c_size_t, c_size_t, POINTER(c_char_p), POINTER(c_char_p),
-                POINTER(c_size_t), POINTER(POINTER(c_int64)), POINTER(c_uint64),
-                POINTER(c_uint64)]),
-    "tensorstream_stream_metadata_json": (c_int, [StreamP, c_size_t, POINTER(c_char_p)]),
-    "tensorstream_stream_start": (c_int, [StreamP]),
-    "tensorstream_stream_next": (c_int, [StreamP, POINTER(TensorP)]),
-    "tensorstream_stream_cancel": (c_int, [StreamP]),
-    "tensorstream_stream_stats": (c_int, [StreamP, POINTER(c_uint64), POINTER(c_uint64)]),
-    "tensorstream_tensor_file_index": (c_size_t, [TensorP]),
-    "tensorstream_tensor_index": (c_size_t, [TensorP]),
-    "tensorstream_tensor_name": (c_char_p, [TensorP]),
-    "tensorstream_tensor_dtype": (c_char_p, [TensorP]),
-    "tensorstream_tensor_ndim": (c_size_t, [TensorP]),
-    "tensorstream_tensor_shape": (POINTER(c_int64), [TensorP]),
-    "tensorstream_tensor_nbytes": (c_uint64, [TensorP]),
-    "tensorstream_tensor_data": (c_void_p, [TensorP]),
-    "tensorstream_tensor_keep": (None, [TensorP]),
-    "tensorstream_tensor_release": (None, [TensorP]),
-}
+class Delivery(ctypes.Structure):
+    """``tensorstream_delivery``: eight 8-byte fields (read as integers in _tensors)."""
+
+    _fields_ = [("tensor", TensorP), ("file_index", c_uint64), ("tensor_index", c_uint64),
+                ("data", c_void_p), ("nbytes", c_uint64), ("block", c_void_p),
+                ("block_bytes", c_uint64), ("device", c_int64)]
 
 
-# Listing and downloading (used by _transfer.py).
+BATCH_KEEP = 1  # TENSORSTREAM_BATCH_KEEP
+
+
 class Listing(ctypes.Structure):
     """Opaque ``tensorstream_listing``."""
 
@@ -96,7 +59,37 @@ class Listing(ctypes.Structure):
 ListingP = POINTER(Listing)
 # tensorstream_progress_fn: (bytes written so far, user data), called on the calling thread.
 ProgressFn = ctypes.CFUNCTYPE(None, c_uint64, c_void_p)
-_SIGNATURES.update({
+
+# name: (restype, argtypes): the functions the binding calls. A restype of c_int means a
+# status to check.
+_SIGNATURES = {
+    "tensorstream_version": (c_char_p, []),
+    "tensorstream_last_error": (c_char_p, []),
+    "tensorstream_options_create": (c_int, [POINTER(OptionsP)]),
+    "tensorstream_check_environment": (c_int, [c_char_p]),
+    "tensorstream_options_destroy": (None, [OptionsP]),
+    "tensorstream_options_set": (c_int, [OptionsP, c_char_p, c_char_p]),
+    "tensorstream_options_set_device": (c_int, [OptionsP, c_char_p]),
+    "tensorstream_stream_create": (c_int, [OptionsP, POINTER(StreamP)]),
+    "tensorstream_stream_destroy": (None, [StreamP]),
+    "tensorstream_stream_add_file": (c_int, [StreamP, c_char_p, POINTER(c_size_t)]),
+    "tensorstream_stream_add_ranges": (
+        c_int, [StreamP, c_char_p, c_uint64, POINTER(c_uint64), c_size_t, POINTER(c_size_t)]),
+    "tensorstream_stream_add_range_list": (
+        c_int, [StreamP, c_char_p, POINTER(c_uint64), POINTER(c_uint64), c_size_t,
+                POINTER(c_size_t)]),
+    "tensorstream_stream_select": (c_int, [StreamP, c_size_t, POINTER(c_char_p), c_size_t]),
+    "tensorstream_stream_set_destination": (c_int, [StreamP, c_size_t, c_size_t, c_void_p]),
+    "tensorstream_stream_file_count": (c_int, [StreamP, POINTER(c_size_t)]),
+    "tensorstream_stream_tensors_json": (c_int, [StreamP, c_size_t, POINTER(c_char_p)]),
+    "tensorstream_stream_metadata_json": (c_int, [StreamP, c_size_t, POINTER(c_char_p)]),
+    "tensorstream_stream_start": (c_int, [StreamP]),
+    "tensorstream_stream_next_batch": (
+        c_int, [StreamP, POINTER(Delivery), c_size_t, c_int, c_int, POINTER(c_size_t)]),
+    "tensorstream_deliveries_release": (None, [c_void_p, c_size_t]),
+    "tensorstream_stream_cancel": (c_int, [StreamP]),
+    "tensorstream_stream_stats": (c_int, [StreamP, POINTER(c_uint64), POINTER(c_uint64)]),
+    # Listing and downloading (used by _transfer.py).
     "tensorstream_list": (c_int, [OptionsP, c_char_p, c_int, POINTER(ListingP)]),
     "tensorstream_listing_destroy": (None, [ListingP]),
     "tensorstream_listing_count": (c_size_t, [ListingP]),
@@ -107,7 +100,7 @@ _SIGNATURES.update({
     "tensorstream_check_relative_path": (c_int, [c_char_p]),
     "tensorstream_download": (
         c_int, [OptionsP, c_char_p, c_char_p, c_char_p, ProgressFn, c_void_p, POINTER(c_uint64)]),
-})
+}
 
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
@@ -152,6 +145,12 @@ def check(status: int) -> int:
         return status
     message = lib().tensorstream_last_error().decode("utf-8", "replace")
     raise error_for_status(status, message)
+
+
+def check_environment(name: str) -> None:
+    """Validates one environment variable of the options as the library reads it
+    (InvalidArgumentError naming it)."""
+    check(lib().tensorstream_check_environment(name.encode()))
 
 
 def version() -> str:

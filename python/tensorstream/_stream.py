@@ -1,24 +1,32 @@
-"""Stream: one pass of the C API's stream, and delivered tensors as torch/numpy objects.
+"""Stream: one pass of the C API's stream, driven from Python.
 
-Ownership: every tensor handed out wraps the library's own buffer (or file mapping)
-without a copy. On delivery the binding calls ``tensorstream_tensor_keep`` (the bytes stop
-counting against the memory limit, so reading goes on) and ties
-``tensorstream_tensor_release`` to the garbage collection of the small ctypes buffer
-object that the torch tensor or numpy array keeps alive. The bytes are therefore never reused while any view of them exists, they stay
-valid after the stream is closed, and they are freed when the last view dies.
+Ownership: tensors handed out wrap the library's own memory (a read group's buffer, or the
+file's mapping) without a copy. Tensors are taken in batches with ``TENSORSTREAM_BATCH_KEEP``
+(their bytes stop counting against the memory limit, so reading goes on), and the C
+handles of the tensors that share one block of memory are released when the last Python
+view of that block dies (see ``_tensors``). The bytes are therefore never reused while
+any view of them exists, they stay valid after the stream is closed, and they are freed
+when the last view dies.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import gc
 import json
 import os
 import weakref
-from ctypes import byref, c_char_p, c_int64, c_size_t, c_uint64
+from ctypes import byref, c_size_t
 from dataclasses import dataclass
-from typing import Iterable, NamedTuple, Optional, Sequence
+from typing import Iterable, Iterator, NamedTuple, Optional, Sequence
 
-from . import _capi, _dtypes
+from . import _capi, _tensors
 from ._errors import FailedPreconditionError
+
+# Tensors taken per call of tensorstream_stream_next_batch, and how long one call waits
+# before Python gets control back (so that Ctrl-C is seen within that time).
+_BATCH_CAPACITY = 1024
+_WAIT_MS = 100
 
 
 @dataclass
@@ -51,65 +59,36 @@ class TensorInfo(NamedTuple):
 
 
 class Delivered(NamedTuple):
-    """A completed tensor: where it comes from and its bytes.
-
-    ``buffer`` is a writable ctypes array over the library's memory, or None when
-    ``nbytes`` is 0. The tensor is released when the buffer (and every view of it) is
-    garbage-collected.
-    """
+    """A completed tensor from iterating a :class:`Stream`: where it comes from, and its
+    value (a torch tensor, or a numpy array with ``Stream(framework="np")``)."""
 
     file_index: int
     index: int
     name: str
-    dtype: str
-    shape: tuple
     nbytes: int
-    buffer: Optional[ctypes.Array]
-
-    @property
-    def where(self) -> str:
-        return f"tensor '{self.name}'"
-
-    def to_torch(self):
-        """A torch tensor of the exact dtype and shape, sharing the buffer."""
-        import torch
-
-        dtype = _dtypes.torch_dtype(self.dtype, self.where)
-        shape = _dtypes.python_shape(self.dtype, self.shape, self.where)
-        if self.buffer is None:
-            return torch.empty(shape, dtype=dtype)
-        return torch.frombuffer(self.buffer, dtype=torch.uint8).view(dtype).view(shape)
-
-    def to_numpy(self):
-        """A numpy array (dtype rules in tensorstream._dtypes), sharing the buffer."""
-        import numpy as np
-
-        dtype = _dtypes.numpy_dtype(self.dtype, self.where)
-        shape = _dtypes.python_shape(self.dtype, self.shape, self.where)
-        if self.buffer is None:
-            return np.empty(shape, dtype=dtype)
-        return np.frombuffer(self.buffer, dtype=dtype).reshape(shape)
+    value: object
 
 
-def _apply_options(options, *, concurrency, chunk_bytes, memory_limit, direct_io,
-                   s3_credentials, device) -> None:
+def apply_options(options, *, concurrency=None, chunk_bytes=None, memory_limit=None,
+                  direct_io=None, host_memory=None, s3_credentials=None, device=None) -> None:
+    """Sets the keyword arguments that are not None on a ``tensorstream_options`` handle."""
+    settings = {"concurrency": concurrency, "chunk_bytes": chunk_bytes,
+                "memory_limit": memory_limit, "host_memory": host_memory}
+    if direct_io is not None:
+        settings["direct_io"] = int(bool(direct_io))
+    if s3_credentials is not None:
+        settings.update({"s3.access_key_id": s3_credentials.access_key_id,
+                         "s3.secret_access_key": s3_credentials.secret_access_key,
+                         "s3.session_token": s3_credentials.session_token,
+                         "s3.region": s3_credentials.region_name,
+                         "s3.endpoint": s3_credentials.endpoint})
     lib = _capi.lib()
+    for key, value in settings.items():
+        if value is not None or key.startswith("s3."):
+            _capi.check(lib.tensorstream_options_set(
+                options, key.encode(), None if value is None else str(value).encode()))
     if device is not None:
         _capi.check(lib.tensorstream_options_set_device(options, str(device).encode()))
-    if concurrency is not None:
-        _capi.check(lib.tensorstream_options_set_concurrency(options, int(concurrency)))
-    if chunk_bytes is not None:
-        _capi.check(lib.tensorstream_options_set_chunk_bytes(options, int(chunk_bytes)))
-    if memory_limit is not None:
-        _capi.check(lib.tensorstream_options_set_memory_limit(options, int(memory_limit)))
-    if direct_io is not None:
-        _capi.check(lib.tensorstream_options_set_direct_io(options, int(bool(direct_io))))
-    if s3_credentials is not None:
-        fields = (s3_credentials.access_key_id, s3_credentials.secret_access_key,
-                  s3_credentials.session_token, s3_credentials.region_name,
-                  s3_credentials.endpoint)
-        _capi.check(lib.tensorstream_options_set_s3_credentials(
-            options, *(None if v is None else str(v).encode() for v in fields)))
 
 
 class Stream:
@@ -117,31 +96,38 @@ class Stream:
 
     Options are read from the environment (RUNAI_STREAMER_CONCURRENCY,
     RUNAI_STREAMER_CHUNK_BYTESIZE, RUNAI_STREAMER_MEMORY_LIMIT, TENSORSTREAM_DIRECT_IO,
-    TENSORSTREAM_MMAP)
-    when the Stream is created; keyword arguments that are not None override them.
+    TENSORSTREAM_MMAP) when the Stream is created; keyword arguments that are not None
+    override them. ``host_memory``: "mapped" (without a memory limit, local tensors are
+    views of a copy-on-write mapping of the file: no copy, but a file rewritten or
+    truncated on disk afterwards changes them or makes touching them fault, as with
+    safetensors) or "private" (bytes the library owns, immune to the file).
     With ``device="cuda:N"`` the library streams through pinned staging straight into
     device memory: give each tensor a destination with ``set_destination`` before
-    ``start`` (see ``allocate_destinations``); delivered items then carry no buffer.
+    ``start`` (see ``allocate_destinations``).
     A Stream is driven by one thread. ``close()`` (or leaving a ``with`` block) stops the
     reader threads; tensors already delivered stay valid.
     """
 
     def __init__(self, *, concurrency: Optional[int] = None, chunk_bytes: Optional[int] = None,
                  memory_limit: Optional[int] = None, direct_io: Optional[bool] = None,
+                 host_memory: Optional[str] = None,
                  s3_credentials: Optional[S3Credentials] = None,
                  device: Optional[str] = None) -> None:
         lib = _capi.lib()
         options = _capi.OptionsP()
         _capi.check(lib.tensorstream_options_create(byref(options)))
         try:
-            _apply_options(options, concurrency=concurrency, chunk_bytes=chunk_bytes,
-                           memory_limit=memory_limit, direct_io=direct_io,
-                           s3_credentials=s3_credentials, device=device)
+            apply_options(options, concurrency=concurrency, chunk_bytes=chunk_bytes,
+                          memory_limit=memory_limit, direct_io=direct_io,
+                          host_memory=host_memory, s3_credentials=s3_credentials,
+                          device=device)
             handle = _capi.StreamP()
             _capi.check(lib.tensorstream_stream_create(options, byref(handle)))
         finally:
             lib.tensorstream_options_destroy(options)
         self._handle = handle
+        self._infos: dict = {}
+        self._data_offsets: dict = {}
         self._close = weakref.finalize(self, lib.tensorstream_stream_destroy, handle)
 
     def __enter__(self) -> "Stream":
@@ -160,26 +146,39 @@ class Stream:
             raise FailedPreconditionError("the stream is closed")
         return self._handle
 
-    def add_file(self, uri: str) -> int:
+    def add_file(self, uri) -> int:
         """Adds a SafeTensors file (path or URI), parsing its header; returns its index."""
         index = c_size_t()
         _capi.check(_capi.lib().tensorstream_stream_add_file(
-            self._live, _encode_path(uri), byref(index)))
+            self._live, encode_path(uri), byref(index)))
         return index.value
 
-    def add_ranges(self, uri: str, offset: int, sizes: Sequence[int]) -> int:
+    def add_ranges(self, uri, offset: int, sizes: Sequence[int]) -> int:
         """Adds consecutive raw byte ranges starting at ``offset``; returns the file index.
         They are delivered as U8 tensors named "0", "1", ... by position."""
-        array = (c_uint64 * len(sizes))(*sizes)
+        array = (ctypes.c_uint64 * len(sizes))(*sizes)
         index = c_size_t()
         _capi.check(_capi.lib().tensorstream_stream_add_ranges(
-            self._live, _encode_path(uri), int(offset), array, len(sizes), byref(index)))
+            self._live, encode_path(uri), int(offset), array, len(sizes), byref(index)))
+        return index.value
+
+    def add_range_list(self, uri, offsets: Sequence[int], sizes: Sequence[int]) -> int:
+        """Adds byte ranges ``[offsets[i], offsets[i] + sizes[i])`` (any order, overlaps
+        allowed); returns the file index. Range i is delivered as a U8 tensor named "i";
+        tensor indices follow the ranges sorted by offset."""
+        if len(offsets) != len(sizes):
+            raise ValueError(f"{len(offsets)} offsets for {len(sizes)} sizes")
+        offset_array = (ctypes.c_uint64 * len(offsets))(*offsets)
+        size_array = (ctypes.c_uint64 * len(sizes))(*sizes)
+        index = c_size_t()
+        _capi.check(_capi.lib().tensorstream_stream_add_range_list(
+            self._live, encode_path(uri), offset_array, size_array, len(sizes), byref(index)))
         return index.value
 
     def select(self, file_index: int, names: Iterable[str]) -> None:
         """Reads only the named tensors of a file (NotFoundError for an unknown name)."""
         encoded = [n.encode() for n in names]
-        array = (c_char_p * len(encoded))(*encoded)
+        array = (ctypes.c_char_p * len(encoded))(*encoded)
         _capi.check(_capi.lib().tensorstream_stream_select(
             self._live, file_index, array, len(encoded)))
 
@@ -196,8 +195,9 @@ class Stream:
         index i refers to ``self.tensors(file_index)[i]``."""
         import torch
 
-        all_infos = self.tensors(file_index)
-        position = {info.name: i for i, info in enumerate(all_infos)}
+        from . import _dtypes
+
+        position = {info.name: i for i, info in enumerate(self.tensors(file_index))}
         out = {}
         for info in infos:
             where = f"tensor '{info.name}'"
@@ -215,24 +215,30 @@ class Stream:
         return count.value
 
     def tensors(self, file_index: int) -> list:
-        """The file's tensors as TensorInfo, sorted by offset (the C API's tensor index)."""
-        lib, handle = _capi.lib(), self._live
-        count = c_size_t()
-        _capi.check(lib.tensorstream_stream_tensor_count(handle, file_index, byref(count)))
-        name, dtype, ndim = c_char_p(), c_char_p(), c_size_t()
-        shape, offset, nbytes = ctypes.POINTER(c_int64)(), c_uint64(), c_uint64()
-        result = []
-        for i in range(count.value):
-            _capi.check(lib.tensorstream_stream_tensor_info(
-                handle, file_index, i, byref(name), byref(dtype), byref(ndim), byref(shape),
-                byref(offset), byref(nbytes)))
-            result.append(TensorInfo(name.value.decode(), dtype.value.decode(),
-                                     tuple(shape[:ndim.value]), offset.value, nbytes.value))
-        return result
+        """The file's tensors as TensorInfo, sorted by offset (the C API's tensor index).
+        One call for the whole file; the list is cached (do not modify it)."""
+        infos = self._infos.get(file_index)
+        if infos is None:
+            text = ctypes.c_char_p()
+            _capi.check(_capi.lib().tensorstream_stream_tensors_json(
+                self._live, file_index, byref(text)))
+            with _bulk_allocation():
+                columns = json.loads(text.value)
+                infos = list(map(TensorInfo, columns["name"], columns["dtype"],
+                                 map(tuple, columns["shape"]), columns["offset"],
+                                 columns["nbytes"]))
+            self._infos[file_index] = infos
+            self._data_offsets[file_index] = columns["data_offset"]
+        return infos
+
+    def data_offset(self, file_index: int) -> int:
+        """Where a SafeTensors file's data section starts (8 + its header's length)."""
+        self.tensors(file_index)
+        return self._data_offsets[file_index]
 
     def metadata(self, file_index: int) -> dict:
         """The header's ``__metadata__`` object ({} when absent)."""
-        text = c_char_p()
+        text = ctypes.c_char_p()
         _capi.check(_capi.lib().tensorstream_stream_metadata_json(
             self._live, file_index, byref(text)))
         return json.loads(text.value.decode())
@@ -241,63 +247,66 @@ class Stream:
         """Starts reading (MemoryLimitError, before any read, if a tensor exceeds the limit)."""
         _capi.check(_capi.lib().tensorstream_stream_start(self._live))
 
-    def next(self) -> Optional[Delivered]:
-        """Blocks for the next completed tensor (completion order); None at the end.
-        Raises the stream's first error, then again on every later call."""
-        lib = _capi.lib()
-        tensor = _capi.TensorP()
-        if _capi.check(lib.tensorstream_stream_next(self._live, byref(tensor))) == _capi.END_OF_STREAM:
-            return None
-        return _deliver(lib, tensor)
+    def cancel(self) -> None:
+        """Stops reading; the iteration then raises CancelledError. Any thread may call it."""
+        _capi.check(_capi.lib().tensorstream_stream_cancel(self._live))
 
-    def __iter__(self):
-        while (item := self.next()) is not None:
-            yield item
+    def batches(self, keep: bool = True) -> Iterator[_tensors.Batch]:
+        """Yields the completed tensors in batches (completion order, each once), as raw
+        deliveries whose handles the caller owns (see ``_tensors``). Waits in short steps
+        so that Ctrl-C stops it; raises the stream's first error."""
+        lib = _capi.lib()
+        flags = _capi.BATCH_KEEP if keep else 0
+        count = c_size_t()
+        while True:
+            array = (_capi.Delivery * _BATCH_CAPACITY)()
+            status = _capi.check(lib.tensorstream_stream_next_batch(
+                self._live, array, _BATCH_CAPACITY, flags, _WAIT_MS, byref(count)))
+            if status == _capi.END_OF_STREAM:
+                return
+            if count.value:
+                yield _tensors.Batch(array, count.value)
+
+    def torch_items(self) -> Iterator[tuple]:
+        """``(file_index, tensor_index, torch.Tensor)`` for every completed tensor, exact
+        dtype and shape, its address aligned to its element size (copied when the file
+        placed it otherwise)."""
+        return _tensors.torch_items(self.batches(), self.tensors)
+
+    def numpy_items(self) -> Iterator[tuple]:
+        """As torch_items, with numpy arrays (dtype rules in tensorstream._dtypes)."""
+        return _tensors.numpy_items(self.batches(), self.tensors)
+
+    def __iter__(self) -> Iterator[Delivered]:
+        for file_index, index, tensor in self.torch_items():
+            info = self.tensors(file_index)[index]
+            yield Delivered(file_index, index, info.name, info.nbytes, tensor)
 
     def stats(self) -> tuple:
         """(bytes read so far, peak bytes reserved against the memory limit)."""
-        read, peak = c_uint64(), c_uint64()
+        read, peak = ctypes.c_uint64(), ctypes.c_uint64()
         _capi.check(_capi.lib().tensorstream_stream_stats(self._live, byref(read), byref(peak)))
         return read.value, peak.value
 
 
-def _encode_path(uri) -> bytes:
-    return os.fsencode(uri)
-
-
-def _deliver(lib, tensor) -> Delivered:
-    """Wraps a tensor taken from stream_next; takes over its release."""
+@contextlib.contextmanager
+def _bulk_allocation():
+    """Pauses the cyclic garbage collector while tens of thousands of small objects are
+    made at once: none of them can be garbage yet, and with torch loaded every collection
+    that their count would trigger scans hundreds of thousands of objects (it doubled the
+    cost per tensor)."""
+    enabled = gc.isenabled()
+    gc.disable()
     try:
-        ndim = lib.tensorstream_tensor_ndim(tensor)
-        shape = tuple(lib.tensorstream_tensor_shape(tensor)[:ndim]) if ndim else ()
-        nbytes = lib.tensorstream_tensor_nbytes(tensor)
-        on_device = lib.tensorstream_tensor_device(tensor) >= 0
-        fields = (lib.tensorstream_tensor_file_index(tensor), lib.tensorstream_tensor_index(tensor),
-                  lib.tensorstream_tensor_name(tensor).decode(),
-                  lib.tensorstream_tensor_dtype(tensor).decode(), shape, nbytes)
-        if nbytes == 0 or on_device:
-            # Device bytes live in the destination the caller allocated.
-            lib.tensorstream_tensor_release(tensor)
-            return Delivered(*fields, None)
-        lib.tensorstream_tensor_keep(tensor)
-        buffer = (ctypes.c_ubyte * nbytes).from_address(lib.tensorstream_tensor_data(tensor))
-    except BaseException:
-        lib.tensorstream_tensor_release(tensor)
-        raise
-    buffer._release_on_collect = _Release(lib.tensorstream_tensor_release, tensor)
-    return Delivered(*fields, buffer)
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
-class _Release:
-    """Releases a C tensor when collected. Attached to the ctypes buffer that every torch
-    tensor or numpy array of it keeps alive; a plain attribute costs a tenth of a
-    weakref.finalize, which matters for files of 100,000 tensors."""
-
-    __slots__ = ("_release", "_tensor")
-
-    def __init__(self, release, tensor) -> None:
-        self._release = release  # held here: module globals may be gone at shutdown
-        self._tensor = tensor
-
-    def __del__(self) -> None:
-        self._release(self._tensor)
+def encode_path(uri) -> bytes:
+    """A path or URI as the C API takes it; a NUL inside would silently cut it short."""
+    encoded = os.fsencode(uri)
+    if b"\0" in encoded:
+        raise ValueError(f"path {uri!r} contains a NUL character")
+    return encoded

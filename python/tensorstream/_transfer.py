@@ -15,7 +15,7 @@ from typing import Callable, Iterable, List, NamedTuple, Optional
 
 from . import _capi
 from ._api import _progress_bar
-from ._stream import S3Credentials, _apply_options
+from ._stream import S3Credentials, apply_options, encode_path
 
 
 class ListEntry(NamedTuple):
@@ -43,7 +43,7 @@ class _Options:
         self.handle = _capi.OptionsP()
         _capi.check(self._lib.tensorstream_options_create(byref(self.handle)))
         try:
-            _apply_options(self.handle, direct_io=None, device=None, **overrides)
+            apply_options(self.handle, **overrides)
         except BaseException:
             self._lib.tensorstream_options_destroy(self.handle)
             raise
@@ -68,7 +68,7 @@ def list(uri, recursive: bool = False,  # noqa: A001 (tensorstream.list is the p
     listing = _capi.ListingP()
     with _Options(concurrency=None, chunk_bytes=None, memory_limit=None,
                   s3_credentials=s3_credentials) as options:
-        _capi.check(lib.tensorstream_list(options.handle, os.fsencode(uri), int(bool(recursive)),
+        _capi.check(lib.tensorstream_list(options.handle, encode_path(uri), int(bool(recursive)),
                                           byref(listing)))
     try:
         return [ListEntry(os.fsdecode(lib.tensorstream_listing_uri(listing, i)),
@@ -110,7 +110,7 @@ def _download(options: _Options, uri, dst_dir, path: str, progress) -> int:
     callback = _capi.ProgressFn(report) if progress else _capi.ProgressFn()
     written = c_uint64()
     _capi.check(_capi.lib().tensorstream_download(
-        options.handle, os.fsencode(uri), os.fsencode(dst_dir), os.fsencode(path), callback,
+        options.handle, encode_path(uri), encode_path(dst_dir), encode_path(path), callback,
         None, byref(written)))
     if raised:
         raise raised[0]
@@ -131,24 +131,34 @@ def check_paths(paths: Iterable[str]) -> None:
     directory (absolute, "."/".."/empty segments, backslash, NUL)."""
     lib = _capi.lib()
     for path in paths:
-        _capi.check(lib.tensorstream_check_relative_path(os.fsencode(path)))
+        _capi.check(lib.tensorstream_check_relative_path(encode_path(path)))
 
 
 def pull(uri, dst, *, include: Optional[Iterable[str]] = None,
-         exclude: Optional[Iterable[str]] = None, progress: bool = False,
+         exclude: Optional[Iterable[str]] = None, match: str = "path", progress: bool = False,
          s3_credentials: Optional[S3Credentials] = None, concurrency: Optional[int] = None,
          chunk_bytes: Optional[int] = None, memory_limit: Optional[int] = None) -> List[str]:
-    """Downloads every file below ``uri`` (recursive) whose relative path passes
-    ``include``/``exclude`` (see :func:`matches`) into ``dst``, keeping relative paths;
-    returns those paths. ``progress``: a tqdm bar of bytes when tqdm is installed.
+    """Downloads every file below ``uri`` (recursive) that passes ``include``/``exclude``
+    (see :func:`matches`) into ``dst``, keeping relative paths; returns those paths.
+    ``match``: what the patterns see, "path" (the path below ``uri``) or "key" (an object's
+    whole key, as runai-model-streamer matches). Directory markers (keys ending in "/")
+    are skipped. ``progress``: a tqdm bar of bytes when tqdm is installed.
 
     Files are downloaded one after the other, each by the pipeline's concurrent readers.
     A path that would leave ``dst`` raises InvalidArgumentError before anything is written.
     """
+    if match not in ("path", "key"):
+        raise ValueError(f"match must be 'path' or 'key', not {match!r}")
     include = None if include is None else [*include]
     exclude = [*(exclude or ())]
+
+    def subject(entry: ListEntry) -> str:
+        if match == "path" or "://" not in entry.uri:
+            return entry.path
+        return entry.uri.split("://", 1)[1].partition("/")[2]
+
     entries = [e for e in list(uri, recursive=True, s3_credentials=s3_credentials)
-               if matches(e.path, include, exclude)]
+               if not e.path.endswith("/") and matches(subject(e), include, exclude)]
     check_paths(e.path for e in entries)
     bar = _progress_bar(sum(e.size for e in entries) if progress else None)
     try:

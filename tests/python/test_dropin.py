@@ -33,10 +33,49 @@ SEED = next((p for p in (_ROOT / "shared", _ROOT.parent / "shared")
 
 
 def test_public_names_match_the_reference():
-    for name in ["SafetensorsStreamer", "ObjectStorageModel", "DistributedStreamer",
-                 "FileStreamer", "FileChunks", "list_safetensors", "pull_files"]:
-        assert name in runai_model_streamer.__all__
+    assert sorted(runai_model_streamer.__all__) == sorted(
+        ["SafetensorsStreamer", "ObjectStorageModel", "DistributedStreamer", "FileStreamer",
+         "FileChunks", "list_safetensors", "pull_files"])
+    for name in runai_model_streamer.__all__:
         assert hasattr(runai_model_streamer, name)
+
+
+DEEP_NAMES = {
+    "runai_model_streamer.s3_utils.s3_utils": ["S3Credentials", "is_s3_path", "is_gs_path",
+                                               "is_azure_path", "filter_allow", "filter_ignore",
+                                               "removeprefix"],
+    "runai_model_streamer.safetensors_streamer.safetensors_streamer": [
+        "SafetensorsStreamer", "ObjectStorageModel", "list_safetensors", "pull_files"],
+    "runai_model_streamer.safetensors_streamer.safetensors_pytorch": [
+        "prepare_request", "SafetensorMetadata", "SafetensorsMetadata", "Offsets",
+        "get_safetensors_dtype_map", "safetensors_to_torch_dtype", "create_torch_tensor",
+        "requires_alignment_copy", "element_size_of"],
+    "runai_model_streamer.safetensors_streamer.streamer_mock": ["StreamerPatcher"],
+    "runai_model_streamer.file_streamer.file_streamer": [
+        "FileStreamer", "RunaiStreamerInvalidInputException", "host_or_device"],
+    "runai_model_streamer.file_streamer.requests_iterator": [
+        "FileChunks", "RunaiStreamerMemoryLimitException", "MemoryCapMode"],
+    "runai_model_streamer.distributed_streamer.distributed_streamer": ["DistributedStreamer"],
+}
+
+
+@pytest.mark.parametrize("module", sorted(DEEP_NAMES))
+def test_deep_module_paths_of_users_and_vllm(module):
+    import importlib
+
+    loaded = importlib.import_module(module)
+    for name in DEEP_NAMES[module]:
+        assert hasattr(loaded, name), f"{module}.{name}"
+
+
+def test_importing_needs_neither_torch_nor_credentials():
+    code = ("import sys, runai_model_streamer, runai_model_streamer.safetensors_streamer."
+            "safetensors_pytorch, runai_model_streamer.safetensors_streamer.streamer_mock; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    result = subprocess.run([sys.executable, "-c", code], env={**env, "HOME": "/nonexistent"},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
 
 
 def test_seed_quickstart_runs_verbatim(tmp_path):
@@ -86,12 +125,17 @@ def test_vllm_pattern_keeps_every_tensor_intact(model_files, limit, monkeypatch)
 
 
 def test_memory_limit_below_the_largest_tensor_fails_before_reading(model_files, monkeypatch):
+    from runai_model_streamer.file_streamer.requests_iterator import (
+        RunaiStreamerMemoryLimitException,
+    )
     from tensorstream import MemoryLimitError
 
     with SafetensorsStreamer() as streamer:
         monkeypatch.setenv("RUNAI_STREAMER_MEMORY_LIMIT", "1000")
-        with pytest.raises(MemoryLimitError):
+        with pytest.raises(RunaiStreamerMemoryLimitException) as error:
             streamer.stream_files(model_files)
+    assert isinstance(error.value, MemoryLimitError)  # our class too
+    assert "layers.0.mlp.up.weight" in str(error.value) and model_files[0] in str(error.value)
 
 
 def test_files_to_tensors_metadata_describes_each_file(model_files):
@@ -109,6 +153,8 @@ def test_files_to_tensors_metadata_describes_each_file(model_files):
                 assert entry.shape == list(tensor.shape)
                 assert entry.get_item_count() == tensor.numel()
                 assert entry.get_bytesize() == tensor.numel() * tensor.element_size()
+                assert entry.get_element_size() == tensor.element_size()
+                assert entry.get_storage_shape() == list(tensor.shape)
             offsets = sorted(entry.offsets.start for entry in metadata[index])
             assert offsets[0] == 0
         assert len(list(streamer.get_tensors())) == sum(len(m) for m in metadata.values())
@@ -155,24 +201,111 @@ def test_explicit_credentials_are_accepted(model_files):
         assert len(list(streamer.get_tensors())) == len(reference(model_files[0]))
 
 
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
-def test_cuda_without_cuda_fails_before_any_read(tmp_path):
+def test_cuda_without_cuda_fails_before_any_tensor_is_read(model_files):
     from tensorstream import UnavailableError
 
-    missing = str(tmp_path / "does-not-exist.safetensors")
     with SafetensorsStreamer() as streamer:
-        # The device is checked first: the missing file is never opened.
-        with pytest.raises(UnavailableError, match="CUDA"):
-            streamer.stream_file(missing, device="cuda")
-    with FileStreamer() as streamer:
-        with pytest.raises(UnavailableError, match="cuda:1"):
-            streamer.stream_files([FileChunks(0, missing, 0, [1])], device="cuda:1")
+        # RuntimeError, as torch raises in the reference (there while iterating; here
+        # before anything but the headers was read).
+        with pytest.raises(RuntimeError, match="CUDA") as error:
+            streamer.stream_files(model_files, device="cuda")
+    assert isinstance(error.value, UnavailableError)
 
 
 def test_unknown_device_is_rejected(model_files):
+    from runai_model_streamer.file_streamer.file_streamer import RunaiStreamerInvalidInputException
+
     with SafetensorsStreamer() as streamer:
-        with pytest.raises(ValueError, match="tpu"):
+        with pytest.raises(RunaiStreamerInvalidInputException, match="tpu"):
             streamer.stream_files(model_files, device="tpu")
+
+
+def test_pathlib_paths_are_accepted(model_files):
+    with SafetensorsStreamer() as streamer:
+        streamer.stream_files([Path(p) for p in model_files])
+        assert len(list(streamer.get_tensors())) == sum(len(reference(p)) for p in model_files)
+
+
+def test_tensor_names_read_only_the_selected_bytes(tmp_path):
+    big = torch.zeros(1 << 20, dtype=torch.uint8)
+    path = str(tmp_path / "m.safetensors")
+    import safetensors.torch
+
+    safetensors.torch.save_file({"a": torch.arange(4.0), "big": big, "z": torch.ones(3)}, path)
+    with SafetensorsStreamer() as streamer:
+        streamer.stream_file(path, tensor_names=["z", "a"])
+        assert [m.name for m in streamer.files_to_tensors_metadata[0]] == ["a", "z"]
+        got = dict(streamer.get_tensors())
+        read, _ = streamer._stream.stats()
+    assert sorted(got) == ["a", "z"]
+    assert torch.equal(got["a"], torch.arange(4.0)) and torch.equal(got["z"], torch.ones(3))
+    assert read < big.numel() // 2  # the unselected megabyte was not read
+
+
+@pytest.mark.parametrize("limit", ["-1", "0"])
+def test_owned_tensors_survive_the_file_being_rewritten_or_truncated(tmp_path, limit,
+                                                                     monkeypatch):
+    import safetensors.torch
+
+    monkeypatch.setenv("RUNAI_STREAMER_MEMORY_LIMIT", limit)
+    path = tmp_path / "m.safetensors"
+    original = {"w": torch.arange(1 << 16, dtype=torch.float32), "b": torch.ones(100)}
+    safetensors.torch.save_file(original, str(path))
+    with SafetensorsStreamer() as streamer:
+        streamer.stream_file(str(path))  # owned=True, the default
+        loaded = dict(streamer.get_tensors())
+    size = path.stat().st_size
+    with open(path, "r+b") as f:  # rewritten in place, same size
+        f.seek(size - 4096)
+        f.write(b"\xff" * 4096)
+    for name, tensor in original.items():
+        assert torch.equal(loaded[name], tensor), name
+    with open(path, "wb"):  # truncated, as open('wb') does before re-saving
+        pass
+    for name, tensor in original.items():  # would fault (SIGBUS) on a mapping of the file
+        assert torch.equal(loaded[name], tensor), name
+
+
+def test_tensors_at_unaligned_offsets_are_aligned_copies(tmp_path):
+    import struct
+
+    header = json.dumps({"odd": {"dtype": "U8", "shape": [3], "data_offsets": [0, 3]},
+                         "f32": {"dtype": "F32", "shape": [4], "data_offsets": [3, 19]}}).encode()
+    data = bytes([1, 2, 3]) + struct.pack("<4f", 1.5, -2.0, 3.25, 0.0)
+    path = tmp_path / "odd.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header + data)
+    for owned in (True, False):
+        with SafetensorsStreamer() as streamer:
+            streamer.stream_file(str(path), owned=owned)
+            got = dict(streamer.get_tensors())
+        assert got["f32"].data_ptr() % 4 == 0
+        assert got["f32"].tolist() == [1.5, -2.0, 3.25, 0.0]
+        assert got["odd"].tolist() == [1, 2, 3]
+
+
+def test_throughput_is_logged_at_info(model_files, caplog):
+    with caplog.at_level("INFO", logger="runai_model_streamer"):
+        with SafetensorsStreamer() as streamer:
+            streamer.stream_files(model_files)
+            list(streamer.get_tensors())
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("runai_model_streamer")]
+    assert any(line.startswith("[RunAI Streamer] Overall time to stream") and "of all files to cpu"
+               in line and "/s" in line for line in lines), lines
+
+
+def test_log_to_stderr_gives_the_logger_a_handler(model_files):
+    code = ("from runai_model_streamer import SafetensorsStreamer\n"
+            "import sys\n"
+            "with SafetensorsStreamer() as s:\n"
+            "    s.stream_files(sys.argv[1:])\n"
+            "    list(s.get_tensors())\n")
+    result = subprocess.run([sys.executable, "-c", code, *model_files], capture_output=True,
+                            text=True, timeout=120,
+                            env={**os.environ, "RUNAI_STREAMER_LOG_TO_STDERR": "1"})
+    assert result.returncode == 0, result.stderr
+    assert "[INFO] [RunAI Streamer] Overall time to stream" in result.stderr
 
 
 @pytest.fixture
@@ -185,21 +318,21 @@ def data_files(tmp_path):
     return paths
 
 
-def test_file_streamer_yields_each_range_once_with_its_bytes(data_files):
-    requests = [FileChunks(7, data_files[0], 13, [100, 0, 65536, 1, 200_000]),
-                FileChunks(3, data_files[1], 0, [300_001])]
+@pytest.mark.parametrize("owned, limit", [(True, None), (False, None), (True, 350_000)])
+def test_file_streamer_yields_each_range_once_with_its_bytes(data_files, owned, limit):
+    requests = [FileChunks(7, data_files[0], [13, 113, 113, 200_000, 0], [100, 0, 65536, 1, 200_000]),
+                FileChunks.contiguous(3, data_files[1], 0, [1, 300_000])]
     assert requests[0].total_size() == 265_637
     assert requests[0].max_chunk_size() == 200_000
+    assert requests[1].offsets == [0, 1]
     expected = {}
     for request in requests:
         content = Path(request.path).read_bytes()
-        offset = request.offset
-        for index, size in enumerate(request.chunks):
+        for index, (offset, size) in enumerate(zip(request.offsets, request.sizes)):
             expected[(request.id, index)] = content[offset:offset + size]
-            offset += size
     seen = {}
     with FileStreamer() as streamer:
-        streamer.stream_files(requests)
+        streamer.stream_files(requests, memory_limit=limit, owned=owned)
         for file_id, chunk_index, tensor in streamer.get_chunks():
             assert (file_id, chunk_index) not in seen
             assert tensor.dtype == torch.uint8
@@ -210,14 +343,39 @@ def test_file_streamer_yields_each_range_once_with_its_bytes(data_files):
         assert seen[key].numpy().tobytes() == data
 
 
-def test_file_streamer_range_past_the_end_names_the_file(data_files):
-    from tensorstream import TensorStreamError
-
+def test_file_streamer_reports_unreadable_files_while_iterating(data_files):
     with FileStreamer() as streamer:
-        with pytest.raises(TensorStreamError) as error:
-            streamer.stream_files([FileChunks(0, data_files[0], 299_990, [100])])
+        streamer.stream_files([FileChunks(0, data_files[0], [299_990], [100])])
+        with pytest.raises(ValueError) as error:
             list(streamer.get_chunks())
     assert data_files[0] in str(error.value)
+
+
+def test_file_streamer_lists_files(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.safetensors").write_bytes(b"12")
+    (tmp_path / "sub" / "b.json").write_bytes(b"123")
+    every = FileStreamer().list_files(str(tmp_path))
+    assert sorted(every) == [(str(tmp_path / "a.safetensors"), 2), (str(tmp_path / "sub/b.json"), 3)]
+    assert FileStreamer().list_files(str(tmp_path), is_recursive=False) == [
+        (str(tmp_path / "a.safetensors"), 2)]
+    assert FileStreamer().list_files(str(tmp_path), ignore_patterns=["*.json"]) == [
+        (str(tmp_path / "a.safetensors"), 2)]
+
+
+def test_distributed_streamer_falls_back_without_a_group(model_files, monkeypatch, caplog):
+    from runai_model_streamer import DistributedStreamer
+
+    streamer = DistributedStreamer()
+    assert streamer.get_group_size() == 1
+    assert streamer.ring_info() is None
+    with caplog.at_level("INFO", logger="runai_model_streamer"):
+        streamer.set_is_distributed(True, "cpu")
+    assert streamer.is_distributed is False
+    assert any("not initialized" in r.getMessage() for r in caplog.records)
+    monkeypatch.setenv("RUNAI_STREAMER_DIST", "2")
+    with pytest.raises(ValueError, match="RUNAI_STREAMER_DIST"):
+        streamer.set_is_distributed(True, "cpu")
 
 
 def test_list_safetensors_lists_a_local_directory(tmp_path, model_files):
@@ -242,7 +400,7 @@ def test_pull_files_rejects_local_paths(tmp_path):
 
 
 def test_object_storage_model_downloads_once(tmp_path, monkeypatch):
-    import runai_model_streamer._object_storage as object_storage
+    import runai_model_streamer.safetensors_streamer.safetensors_streamer as module
 
     pulls = []
 
@@ -250,7 +408,7 @@ def test_object_storage_model_downloads_once(tmp_path, monkeypatch):
         pulls.append((model_path, allow_pattern))
         Path(dst, "model.safetensors").write_bytes(b"x")
 
-    monkeypatch.setattr(object_storage, "pull_files", fake_pull)
+    monkeypatch.setattr(module, "pull_files", fake_pull)
     dst = str(tmp_path / "cache")
     with pytest.raises(RuntimeError):  # a failed download leaves no completion marker
         with ObjectStorageModel(model_path="s3://bucket/model", dst=dst) as model:
@@ -260,9 +418,26 @@ def test_object_storage_model_downloads_once(tmp_path, monkeypatch):
         with ObjectStorageModel(model_path="s3://bucket/model", dst=dst) as model:
             model.pull_files(allow_pattern=["*.safetensors"])
     assert pulls == [("s3://bucket/model/", ["*.safetensors"])] * 2
-    assert sorted(os.listdir(dst)) == [".runai_complete", "model.safetensors"]
+    assert sorted(os.listdir(dst)) == [ObjectStorageModel.SENTINEL_NAME, "model.safetensors"]
+    assert ObjectStorageModel.SENTINEL_NAME == ".runai_complete"
 
 
 def test_object_storage_model_requires_an_object_store_uri(tmp_path):
-    with pytest.raises(ValueError, match="object-store"):
+    with pytest.raises(ValueError, match="object storage path"):
         ObjectStorageModel(model_path=str(tmp_path), dst=str(tmp_path / "dst"))
+
+
+def test_streamer_patcher_redirects_a_bucket_to_a_directory(tmp_path, model_files):
+    from runai_model_streamer.safetensors_streamer.streamer_mock import StreamerPatcher
+
+    bucket = Path(model_files[0]).parent
+    patcher = StreamerPatcher(str(bucket))
+    uris = patcher.shim_list_safetensors("s3://bucket/")
+    assert uris == sorted(f"s3://bucket/{Path(p).name}" for p in model_files)
+    with patcher.create_mock_streamer() as streamer:
+        streamer.stream_files(uris, tensor_names=["layers.1.norm.weight"])
+        assert [m.name for m in streamer.files_to_tensors_metadata[1]] == ["layers.1.norm.weight"]
+        (name, tensor), = list(streamer.get_tensors())
+    assert_same(tensor, reference(model_files[1])[name], name)
+    patcher.shim_pull_files("gs://bucket/", str(tmp_path / "pulled"), allow_pattern=["*-00001-*"])
+    assert os.listdir(tmp_path / "pulled") == [Path(model_files[1]).name]

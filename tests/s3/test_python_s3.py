@@ -158,7 +158,7 @@ def test_download_large_object_through_the_pipeline(prefix, tmp_path):
 # module-level pull_files is wrapped to record, in a shared log, each pull really made.
 _CHILD = textwrap.dedent("""
     import os, sys, time
-    import runai_model_streamer._object_storage as storage
+    import runai_model_streamer.safetensors_streamer.safetensors_streamer as storage
     from runai_model_streamer import ObjectStorageModel
 
     model_path, dst, log = sys.argv[1:4]
@@ -189,7 +189,7 @@ def test_object_storage_model_two_processes_download_once(model_tree, tmp_path):
     assert len(log.read_text().split()) == 1, "both processes downloaded"
     expected = {k: v for k, v in files.items() if k.endswith((".json", ".safetensors"))}
     got = read_tree(dst)
-    assert got.pop(ObjectStorageModel.COMPLETE_MARKER) == b""
+    assert got.pop(ObjectStorageModel.SENTINEL_NAME) == b""
     assert got == expected
     assert outputs[0][0] == outputs[1][0]  # both saw the complete directory
 
@@ -204,10 +204,10 @@ def test_object_storage_model_retries_after_a_failed_pull(model_tree, tmp_path):
         with ObjectStorageModel(model_path=prefix.uri, dst=dst) as model:
             model.pull_files()
             raise RuntimeError("interrupted")
-    assert ObjectStorageModel.COMPLETE_MARKER not in os.listdir(dst)
+    assert ObjectStorageModel.SENTINEL_NAME not in os.listdir(dst)
     with ObjectStorageModel(model_path=prefix.uri, dst=dst) as model:
         model.pull_files()
     got = read_tree(dst)
-    assert got.pop(ObjectStorageModel.COMPLETE_MARKER) == b""
+    assert got.pop(ObjectStorageModel.SENTINEL_NAME) == b""
     assert got == files
 
