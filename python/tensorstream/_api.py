@@ -74,6 +74,7 @@ def stream(paths: Paths, *, names: Optional[Iterable[str]] = None, device="cpu",
            framework: Optional[str] = None, progress: bool = False,
            concurrency: Optional[int] = None, chunk_bytes: Optional[int] = None,
            memory_limit: Optional[int] = None, direct_io: Optional[bool] = None,
+           host_memory: Optional[str] = None,
            s3_credentials: Optional[S3Credentials] = None) -> Iterator[tuple]:
     """Streams the tensors of SafeTensors files; yields ``(name, tensor)`` in completion order.
 
@@ -90,6 +91,11 @@ def stream(paths: Paths, *, names: Optional[Iterable[str]] = None, device="cpu",
         concurrency, chunk_bytes, memory_limit, direct_io: override the environment
             (RUNAI_STREAMER_CONCURRENCY, RUNAI_STREAMER_CHUNK_BYTESIZE,
             RUNAI_STREAMER_MEMORY_LIMIT, TENSORSTREAM_DIRECT_IO), which is read now.
+        host_memory: "mapped" (the default, TENSORSTREAM_MMAP=1): without a memory limit,
+            tensors of local files are views of a copy-on-write mapping of the file, as
+            with safetensors: no copy, but rewriting or truncating the file on disk later
+            changes them or makes touching them fault (SIGBUS). "private": bytes of the
+            library's own, immune to the file (copied once, in parallel by the readers).
         s3_credentials: explicit object-store credentials.
 
     Headers are parsed, and bad files or names raise, when this function is called; read
@@ -99,7 +105,7 @@ def stream(paths: Paths, *, names: Optional[Iterable[str]] = None, device="cpu",
     opened = _open(paths, names, device, framework,
                    dict(concurrency=concurrency, chunk_bytes=chunk_bytes,
                         memory_limit=memory_limit, direct_io=direct_io,
-                        s3_credentials=s3_credentials))
+                        host_memory=host_memory, s3_credentials=s3_credentials))
     return _iterate(opened, progress)
 
 
@@ -165,6 +171,9 @@ def _progress_bar(total: Optional[int]):
 def _iterate(opened: _Opened, progress: bool):
     bar = _progress_bar(sum(info.nbytes for _, info in opened.selected) if progress else None)
     try:
+        if bar is None and opened.device == "cpu":
+            yield from _host_items(opened, names_only=True)
+            return
         for name, value, nbytes in (_host_items(opened) if opened.device == "cpu"
                                     else _device_items(opened)):
             if bar is not None:
@@ -176,11 +185,18 @@ def _iterate(opened: _Opened, progress: bool):
             bar.close()
 
 
-def _host_items(opened: _Opened):
+def _host_items(opened: _Opened, names_only: bool = False):
+    """(name, value, nbytes) of every tensor, or (name, value) with ``names_only``."""
     handle = opened.handle
     items = handle.torch_items() if opened.framework == "pt" else handle.numpy_items()
+    infos = [handle.tensors(i) for i in range(handle.file_count())]
+    if names_only:
+        names = [[info.name for info in file_infos] for file_infos in infos]
+        for file_index, index, value in items:
+            yield names[file_index][index], value
+        return
     for file_index, index, value in items:
-        info = handle.tensors(file_index)[index]
+        info = infos[file_index][index]
         yield info.name, value, info.nbytes
 
 
