@@ -5,12 +5,13 @@
 #      the real runai-model-streamer 0.17.1 (tests/dropin, in its own venv sharing torch)
 #   3. the same C++ suites under AddressSanitizer + UBSan               (build-asan/)
 #   4. the pipeline tests under ThreadSanitizer                         (build-tsan/)
-#   5. the header fuzzer for a bounded time over the kept corpus        (build-fuzz/)
+#   5. the fuzzers (header parser, read planner, S3 replies), each for a bounded time over
+#      its kept corpus                                                   (build-fuzz/)
 #   6. S3 integration tests against a real S3 server on loopback
 # Set TS_TEST_ONLY to a space-separated subset (e.g. "unit python") to run fewer stages.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 stages=${TS_TEST_ONLY:-"unit python asan tsan fuzz s3"}
-FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 want() { [[ " $stages " == *" $1 "* ]]; }
 # The C++ suites run twice, each time in a random order and in parallel, so that a test
 # that depends on order or shares a path with another fails here, not on the next machine.
@@ -53,21 +54,24 @@ if want tsan; then
   build_tree "$REPO_ROOT/build-tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTENSORSTREAM_SANITIZE=thread \
     -DTENSORSTREAM_BUILD_CLI=OFF
   TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-    "$REPO_ROOT/build-tsan/tests/tensorstream_tests" --gtest_filter='Streamer.*:HostMemory.*:Plan.*:DeviceStream.*:Download*'
+    "$REPO_ROOT/build-tsan/tests/tensorstream_tests" --gtest_filter='Streamer.*:HostMemory.*:Plan.*:DeviceStream.*:Download*:CApiThreads.*'
 fi
 
 if want fuzz; then
-  log "fuzzing the SafeTensors header parser for ${FUZZ_SECONDS}s"
+  log "fuzzing the header parser, the read planner and S3 replies for ${FUZZ_SECONDS}s each"
   CC=clang-14 CXX=clang++-14 build_tree "$REPO_ROOT/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DTENSORSTREAM_FUZZ=ON -DTENSORSTREAM_BUILD_TESTS=OFF -DTENSORSTREAM_BUILD_CLI=OFF \
     -DTENSORSTREAM_SANITIZE=address,undefined
-  # New inputs go to a scratch corpus; the kept corpus in the repo is only read.
-  scratch=$(mktemp -d)
-  "$REPO_ROOT/build-fuzz/fuzz/safetensors_header_fuzzer" -max_total_time="$FUZZ_SECONDS" \
-    -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-    -dict="$REPO_ROOT/fuzz/safetensors_header.dict" \
-    "$scratch" "$REPO_ROOT/fuzz/corpus/safetensors_header" 2>&1 | tail -12
-  rm -rf "$scratch"
+  for target in safetensors_header plan s3_response; do
+    # New inputs go to a scratch corpus; the kept corpus in the repo is only read.
+    scratch=$(mktemp -d)
+    args=(-max_total_time="$FUZZ_SECONDS" -max_len=65536 -timeout=10 -rss_limit_mb=2048
+          -print_final_stats=1)
+    [ -f "$REPO_ROOT/fuzz/$target.dict" ] && args+=(-dict="$REPO_ROOT/fuzz/$target.dict")
+    "$REPO_ROOT/build-fuzz/fuzz/${target}_fuzzer" "${args[@]}" "$scratch" \
+      "$REPO_ROOT/fuzz/corpus/$target" 2>&1 | tail -4
+    rm -rf "$scratch"
+  done
 fi
 
 if want s3; then

@@ -35,6 +35,19 @@ struct CliError {
   std::string message;
 };
 
+// `text` as it may be printed on a terminal: control characters and bytes that are not
+// UTF-8 escaped (names and keys come from files and servers).
+std::string Printable(const std::string& text) {
+  std::string out(tensorstream_printable(text.data(), text.size(), nullptr, 0), '\0');
+  tensorstream_printable(text.data(), text.size(), out.data(), out.size() + 1);
+  return out;
+}
+
+// Machine output: valid JSON whatever bytes a name holds (invalid UTF-8 becomes U+FFFD).
+void PrintJson(const ordered_json& out) {
+  std::printf("%s\n", out.dump(2, ' ', false, ordered_json::error_handler_t::replace).c_str());
+}
+
 void Check(int status) {
   if (status != TENSORSTREAM_OK && status != TENSORSTREAM_END_OF_STREAM) {
     throw CliError{tensorstream_last_error()};
@@ -106,40 +119,39 @@ std::string HumanBytes(double bytes) {
   return text;
 }
 
+// Every tensor of file `index` as the C API describes it in one call (exact names).
+ordered_json TensorTable(tensorstream_stream* stream, size_t index) {
+  const char* text = nullptr;
+  Check(tensorstream_stream_tensors_json(stream, index, &text));
+  const ordered_json columns = ordered_json::parse(text);
+  ordered_json tensors = ordered_json::array();
+  for (size_t i = 0; i < columns["name"].size(); ++i) {
+    tensors.push_back({{"name", columns["name"][i]},
+                       {"dtype", columns["dtype"][i]},
+                       {"shape", columns["shape"][i]},
+                       {"offset", columns["offset"][i]},
+                       {"bytes", columns["nbytes"][i]}});
+  }
+  return tensors;
+}
+
 int Inspect(const std::string& file, bool as_json) {
   StreamPtr stream = OpenStream({file}, StreamSettings{});
-  size_t count = 0;
-  Check(tensorstream_stream_tensor_count(stream.get(), 0, &count));
   const char* metadata = nullptr;
   Check(tensorstream_stream_metadata_json(stream.get(), 0, &metadata));
-  ordered_json tensors = ordered_json::array();
+  const ordered_json tensors = TensorTable(stream.get(), 0);
   uint64_t total = 0;
-  std::vector<std::string> rows;
   size_t name_width = 4;
-  for (size_t i = 0; i < count; ++i) {
-    const char* name;
-    const char* dtype;
-    size_t ndim;
-    const int64_t* shape;
-    uint64_t offset;
-    uint64_t nbytes;
-    Check(tensorstream_stream_tensor_info(stream.get(), 0, i, &name, &dtype, &ndim, &shape, &offset,
-                                          &nbytes));
-    total += nbytes;
-    tensors.push_back({{"name", name},
-                       {"dtype", dtype},
-                       {"shape", std::vector<int64_t>(shape, shape + ndim)},
-                       {"offset", offset},
-                       {"bytes", nbytes}});
-    name_width = std::max(name_width, std::strlen(name));
+  for (const auto& t : tensors) {
+    total += t["bytes"].get<uint64_t>();
+    name_width = std::max(name_width, Printable(t["name"].get<std::string>()).size());
   }
   if (as_json) {
-    ordered_json out = {{"file", file},
-                        {"tensors", tensors},
-                        {"tensor_count", count},
-                        {"total_bytes", total},
-                        {"metadata", ordered_json::parse(metadata)}};
-    std::printf("%s\n", out.dump(2).c_str());
+    PrintJson({{"file", file},
+               {"tensors", tensors},
+               {"tensor_count", tensors.size()},
+               {"total_bytes", total},
+               {"metadata", ordered_json::parse(metadata)}});
     return 0;
   }
   std::printf("%-*s  %-7s  %-24s  %14s  %14s\n", static_cast<int>(name_width), "name", "dtype",
@@ -147,13 +159,15 @@ int Inspect(const std::string& file, bool as_json) {
   for (const auto& t : tensors) {
     const std::vector<int64_t> shape = t["shape"];
     std::printf("%-*s  %-7s  %-24s  %14llu  %14llu\n", static_cast<int>(name_width),
-                t["name"].get<std::string>().c_str(), t["dtype"].get<std::string>().c_str(),
+                Printable(t["name"].get<std::string>()).c_str(),
+                t["dtype"].get<std::string>().c_str(),
                 ShapeText(shape.size(), shape.data()).c_str(),
                 static_cast<unsigned long long>(t["bytes"].get<uint64_t>()),
                 static_cast<unsigned long long>(t["offset"].get<uint64_t>()));
   }
-  std::printf("%zu tensors, %llu bytes (%s); metadata %s\n", count,
-              static_cast<unsigned long long>(total), HumanBytes(total).c_str(), metadata);
+  std::printf("%zu tensors, %llu bytes (%s); metadata %s\n", tensors.size(),
+              static_cast<unsigned long long>(total), HumanBytes(total).c_str(),
+              Printable(metadata).c_str());
   return 0;
 }
 
@@ -165,16 +179,11 @@ int Stream(const std::vector<std::string>& files, const StreamSettings& settings
   StreamPtr stream = OpenStream(files, settings);
   uint64_t total = 0;
   size_t tensors_total = 0;
+  std::vector<ordered_json> tables;  // per file, for --verify's offsets and names
   for (size_t f = 0; f < files.size(); ++f) {
-    size_t count = 0;
-    Check(tensorstream_stream_tensor_count(stream.get(), f, &count));
-    tensors_total += count;
-    for (size_t i = 0; i < count; ++i) {
-      uint64_t nbytes = 0;
-      Check(tensorstream_stream_tensor_info(stream.get(), f, i, nullptr, nullptr, nullptr, nullptr,
-                                            nullptr, &nbytes));
-      total += nbytes;
-    }
+    tables.push_back(TensorTable(stream.get(), f));
+    tensors_total += tables.back().size();
+    for (const auto& t : tables.back()) total += t["bytes"].get<uint64_t>();
   }
   // Verification re-reads every tensor sequentially with plain pread from its own
   // descriptor, independent of the pipeline's readers.
@@ -209,16 +218,16 @@ int Stream(const std::vector<std::string>& files, const StreamSettings& settings
     const uint64_t nbytes = tensorstream_tensor_nbytes(raw);
     if (verify) {
       const size_t f = tensorstream_tensor_file_index(raw);
-      uint64_t offset = 0;
-      Check(tensorstream_stream_tensor_info(stream.get(), f, tensorstream_tensor_index(raw),
-                                            nullptr, nullptr, nullptr, nullptr, &offset, nullptr));
+      const ordered_json& info = tables[f][tensorstream_tensor_index(raw)];
+      const auto offset = info["offset"].get<uint64_t>();
       expected.resize(nbytes);
       const ssize_t n = ::pread(fds[f], expected.data(), nbytes, static_cast<off_t>(offset));
       if (n != static_cast<ssize_t>(nbytes) ||
           std::memcmp(expected.data(), tensorstream_tensor_data(raw), nbytes) != 0) {
         ++mismatches;
         std::fprintf(stderr, "%s: tensor '%s': streamed bytes differ from the file\n",
-                     files[f].c_str(), tensorstream_tensor_name(raw));
+                     Printable(files[f]).c_str(),
+                     Printable(info["name"].get<std::string>()).c_str());
       }
     }
     delivered += nbytes;
@@ -231,16 +240,15 @@ int Stream(const std::vector<std::string>& files, const StreamSettings& settings
   Check(tensorstream_stream_stats(stream.get(), nullptr, &peak));
   const double gbps = seconds > 0 ? delivered / seconds / 1e9 : 0;
   if (as_json) {
-    ordered_json out = {{"files", files},
-                        {"device", settings.device},
-                        {"tensors", tensors},
-                        {"bytes", delivered},
-                        {"seconds", seconds},
-                        {"gb_per_s", gbps},
-                        {"peak_reserved_bytes", peak},
-                        {"verified", verify},
-                        {"mismatches", mismatches}};
-    std::printf("%s\n", out.dump(2).c_str());
+    PrintJson({{"files", files},
+               {"device", settings.device},
+               {"tensors", tensors},
+               {"bytes", delivered},
+               {"seconds", seconds},
+               {"gb_per_s", gbps},
+               {"peak_reserved_bytes", peak},
+               {"verified", verify},
+               {"mismatches", mismatches}});
   } else {
     std::printf("streamed %zu tensors, %llu bytes (%s) in %.3f s: %.2f GB/s%s\n", tensors,
                 static_cast<unsigned long long>(delivered), HumanBytes(delivered).c_str(), seconds,
@@ -279,14 +287,16 @@ int Ls(const std::string& uri, bool recursive, bool as_json) {
     }
   }
   if (as_json) {
-    ordered_json out = {
-        {"uri", uri},          {"recursive", recursive},           {"entries", entries},
-        {"file_count", files}, {"directory_count", count - files}, {"total_bytes", total}};
-    std::printf("%s\n", out.dump(2).c_str());
+    PrintJson({{"uri", uri},
+               {"recursive", recursive},
+               {"entries", entries},
+               {"file_count", files},
+               {"directory_count", count - files},
+               {"total_bytes", total}});
     return 0;
   }
   for (const auto& e : entries) {
-    const std::string path = e["path"].get<std::string>();
+    const std::string path = Printable(e["path"].get<std::string>());
     if (e["is_directory"].get<bool>()) {
       // Local subdirectories come without the '/' that S3 common prefixes end with.
       std::printf("%14s  %s%s\n", "DIR", path.c_str(), path.ends_with('/') ? "" : "/");
@@ -359,10 +369,13 @@ int Pull(const std::string& uri, const std::string& dst, const std::vector<std::
   const uint64_t bytes = progress.finished_files_bytes;
   const double gbps = seconds > 0 ? bytes / seconds / 1e9 : 0;
   if (as_json) {
-    ordered_json out = {{"uri", uri},     {"dst", dst},         {"files", chosen.size()},
-                        {"bytes", bytes}, {"seconds", seconds}, {"gb_per_s", gbps},
-                        {"paths", paths}};
-    std::printf("%s\n", out.dump(2).c_str());
+    PrintJson({{"uri", uri},
+               {"dst", dst},
+               {"files", chosen.size()},
+               {"bytes", bytes},
+               {"seconds", seconds},
+               {"gb_per_s", gbps},
+               {"paths", paths}});
   } else {
     std::printf("pulled %zu files, %llu bytes (%s) in %.3f s: %.2f GB/s\n", chosen.size(),
                 static_cast<unsigned long long>(bytes), HumanBytes(bytes).c_str(), seconds, gbps);
@@ -436,7 +449,7 @@ int main(int argc, char** argv) {
     if (*pull) return Pull(pull_uri, pull_dst, include, exclude, pull_settings, as_json);
     return Stream(stream_files, settings, verify, as_json);
   } catch (const CliError& e) {
-    std::fprintf(stderr, "tensorstream: error: %s\n", e.message.c_str());
+    std::fprintf(stderr, "tensorstream: error: %s\n", Printable(e.message).c_str());
     return 1;
   }
 }

@@ -15,6 +15,8 @@
  *     valid as long as that handle.
  *   - A tensorstream_options object may be used from one thread at a time. A stream is
  *     driven by one consumer thread; the library runs its own reader threads inside it.
+ *     Any thread may call tensorstream_stream_cancel, and tensorstream_stream_destroy
+ *     while the consumer waits in next (see there).
  *
  * Typical use:
  *   tensorstream_options* o;  tensorstream_options_create(&o);
@@ -67,6 +69,13 @@ TENSORSTREAM_API const char* tensorstream_version(void);
 /* The message of the last failing call made by this thread ("" if none). Valid until the
  * thread's next failing call. */
 TENSORSTREAM_API const char* tensorstream_last_error(void);
+
+/* Writes `text` (`size` bytes) into `out` (at most `out_size` bytes, NUL-terminated) with
+ * every control character and every byte that is not valid UTF-8 escaped ("\n", "\x1b",
+ * "\xff"…): safe to print on a terminal whatever a file or a server put in a name. Returns
+ * the length the whole escaped text needs, as snprintf does. */
+TENSORSTREAM_API size_t tensorstream_printable(const char* text, size_t size, char* out,
+                                               size_t out_size);
 
 /* A constant name for a status code, e.g. "FORMAT_ERROR". */
 TENSORSTREAM_API const char* tensorstream_status_name(int status);
@@ -142,7 +151,13 @@ TENSORSTREAM_API int tensorstream_stream_create(const tensorstream_options* opti
 
 /* Cancels reading if still in progress, waits for the reader threads (well under a
  * second), frees every buffer not held by an unreleased tensor. Tensors taken from the
- * stream and not yet released remain valid and must still be released. */
+ * stream and not yet released remain valid and must still be released.
+ * Threads: may be called while another thread is inside stream_next or stream_next_batch
+ * on the same stream: that call returns CANCELLED, and destroy waits for it to return
+ * before freeing the stream. No call on the stream may *start* once destroy has begun.
+ * Processes: a stream belongs to the process that created it; in a child made by fork()
+ * its calls fail with FAILED_PRECONDITION, and destroy leaks it (the parent's threads and
+ * locks cannot be released from the child). */
 TENSORSTREAM_API void tensorstream_stream_destroy(tensorstream_stream* stream);
 
 /* Adds a SafeTensors file (local path, file://, or an object-store URI) and parses its

@@ -49,9 +49,6 @@ class Delivery(ctypes.Structure):
                 ("block_bytes", c_uint64), ("device", c_int64)]
 
 
-BATCH_KEEP = 1  # TENSORSTREAM_BATCH_KEEP
-
-
 class Listing(ctypes.Structure):
     """Opaque ``tensorstream_listing``."""
 
@@ -87,6 +84,8 @@ _SIGNATURES = {
     "tensorstream_stream_next_batch": (
         c_int, [StreamP, POINTER(Delivery), c_size_t, c_int, c_int, POINTER(c_size_t)]),
     "tensorstream_deliveries_release": (None, [c_void_p, c_size_t]),
+    # Takes the handle as an integer, as _tensors reads it from a delivery record.
+    "tensorstream_tensor_keep": (None, [c_void_p]),
     "tensorstream_stream_cancel": (c_int, [StreamP]),
     "tensorstream_stream_stats": (c_int, [StreamP, POINTER(c_uint64), POINTER(c_uint64)]),
     # Listing and downloading (used by _transfer.py).

@@ -1,10 +1,11 @@
 """Stream: one pass of the C API's stream, driven from Python.
 
 Ownership: tensors handed out wrap the library's own memory (a read group's buffer, or the
-file's mapping) without a copy. Tensors are taken in batches with ``TENSORSTREAM_BATCH_KEEP``
-(their bytes stop counting against the memory limit, so reading goes on), and the C
-handles of the tensors that share one block of memory are released when the last Python
-view of that block dies (see ``_tensors``). The bytes are therefore never reused while
+file's mapping) without a copy. Tensors are taken in batches; each is marked kept
+(``tensorstream_tensor_keep``: its bytes stop counting against the memory limit, so
+reading goes on) only when it is handed to the caller, so the limit still bounds what is
+read ahead of the caller. The C handles of the tensors that share one block of memory are
+released when the last Python view of that block dies (see ``_tensors``). The bytes are therefore never reused while
 any view of them exists, they stay valid after the stream is closed, and they are freed
 when the last view dies.
 """
@@ -15,13 +16,14 @@ import ctypes
 import gc
 import json
 import os
+import threading
 import weakref
 from ctypes import byref, c_size_t
 from dataclasses import dataclass
 from typing import Iterable, Iterator, NamedTuple, Optional, Sequence
 
 from . import _capi, _tensors
-from ._errors import FailedPreconditionError
+from ._errors import CancelledError, FailedPreconditionError
 
 # Tensors taken per call of tensorstream_stream_next_batch, and how long one call waits
 # before Python gets control back (so that Ctrl-C is seen within that time).
@@ -104,8 +106,11 @@ class Stream:
     With ``device="cuda:N"`` the library streams through pinned staging straight into
     device memory: give each tensor a destination with ``set_destination`` before
     ``start`` (see ``allocate_destinations``).
-    A Stream is driven by one thread. ``close()`` (or leaving a ``with`` block) stops the
-    reader threads; tensors already delivered stay valid.
+    A Stream is driven by one thread; ``close()`` may come from any thread (a consumer
+    waiting for tensors then raises CancelledError within a fraction of a second).
+    ``close()`` (or leaving a ``with`` block) stops the reader threads; tensors already
+    delivered stay valid. A stream belongs to the process that created it: in a child
+    made by fork() its calls raise FailedPreconditionError.
     """
 
     def __init__(self, *, concurrency: Optional[int] = None, chunk_bytes: Optional[int] = None,
@@ -128,6 +133,12 @@ class Stream:
         self._handle = handle
         self._infos: dict = {}
         self._data_offsets: dict = {}
+        # Every C call on the handle holds _calls, so that close() from another thread
+        # destroys the stream only between calls; _closing (under _state) makes the
+        # consumer stop instead of starting another call.
+        self._calls = threading.Lock()
+        self._state = threading.Lock()
+        self._closing = False
         self._close = weakref.finalize(self, lib.tensorstream_stream_destroy, handle)
 
     def __enter__(self) -> "Stream":
@@ -137,20 +148,32 @@ class Stream:
         self.close()
 
     def close(self) -> None:
-        """Cancels reading and frees the stream (idempotent)."""
-        self._close()
+        """Cancels reading and frees the stream (idempotent; any thread). A consumer waiting
+        in another thread wakes up and raises CancelledError; close() waits for it to leave
+        the library first."""
+        with self._state:
+            first, self._closing = not self._closing, True
+        if first and self._close.alive:
+            # Only the first close() gets here, and only close() destroys the handle, so
+            # it is live; cancel is thread-safe in the C API.
+            _capi.lib().tensorstream_stream_cancel(self._handle)
+        with self._calls:
+            self._close()
 
-    @property
-    def _live(self):
-        if not self._close.alive:
-            raise FailedPreconditionError("the stream is closed")
-        return self._handle
+    @contextlib.contextmanager
+    def _calling(self):
+        """The live handle, held against close() for the duration of one C call."""
+        with self._calls:
+            if self._closing or not self._close.alive:
+                raise FailedPreconditionError("the stream is closed")
+            yield self._handle
 
     def add_file(self, uri) -> int:
         """Adds a SafeTensors file (path or URI), parsing its header; returns its index."""
         index = c_size_t()
-        _capi.check(_capi.lib().tensorstream_stream_add_file(
-            self._live, encode_path(uri), byref(index)))
+        with self._calling() as handle:
+            _capi.check(_capi.lib().tensorstream_stream_add_file(
+                handle, encode_path(uri), byref(index)))
         return index.value
 
     def add_ranges(self, uri, offset: int, sizes: Sequence[int]) -> int:
@@ -158,8 +181,9 @@ class Stream:
         They are delivered as U8 tensors named "0", "1", ... by position."""
         array = (ctypes.c_uint64 * len(sizes))(*sizes)
         index = c_size_t()
-        _capi.check(_capi.lib().tensorstream_stream_add_ranges(
-            self._live, encode_path(uri), int(offset), array, len(sizes), byref(index)))
+        with self._calling() as handle:
+            _capi.check(_capi.lib().tensorstream_stream_add_ranges(
+                handle, encode_path(uri), int(offset), array, len(sizes), byref(index)))
         return index.value
 
     def add_range_list(self, uri, offsets: Sequence[int], sizes: Sequence[int]) -> int:
@@ -171,22 +195,25 @@ class Stream:
         offset_array = (ctypes.c_uint64 * len(offsets))(*offsets)
         size_array = (ctypes.c_uint64 * len(sizes))(*sizes)
         index = c_size_t()
-        _capi.check(_capi.lib().tensorstream_stream_add_range_list(
-            self._live, encode_path(uri), offset_array, size_array, len(sizes), byref(index)))
+        with self._calling() as handle:
+            _capi.check(_capi.lib().tensorstream_stream_add_range_list(
+                handle, encode_path(uri), offset_array, size_array, len(sizes), byref(index)))
         return index.value
 
     def select(self, file_index: int, names: Iterable[str]) -> None:
         """Reads only the named tensors of a file (NotFoundError for an unknown name)."""
         encoded = [n.encode() for n in names]
         array = (ctypes.c_char_p * len(encoded))(*encoded)
-        _capi.check(_capi.lib().tensorstream_stream_select(
-            self._live, file_index, array, len(encoded)))
+        with self._calling() as handle:
+            _capi.check(_capi.lib().tensorstream_stream_select(
+                handle, file_index, array, len(encoded)))
 
     def set_destination(self, file_index: int, tensor_index: int, device_ptr: int) -> None:
         """Device streams: the tensor's bytes go to ``device_ptr`` (caller-owned device
         memory of at least the tensor's size, e.g. a torch tensor's ``data_ptr()``)."""
-        _capi.check(_capi.lib().tensorstream_stream_set_destination(
-            self._live, file_index, tensor_index, ctypes.c_void_p(device_ptr)))
+        with self._calling() as handle:
+            _capi.check(_capi.lib().tensorstream_stream_set_destination(
+                handle, file_index, tensor_index, ctypes.c_void_p(device_ptr)))
 
     def allocate_destinations(self, file_index: int, infos: Iterable[TensorInfo],
                               device: str) -> dict:
@@ -211,7 +238,8 @@ class Stream:
 
     def file_count(self) -> int:
         count = c_size_t()
-        _capi.check(_capi.lib().tensorstream_stream_file_count(self._live, byref(count)))
+        with self._calling() as handle:
+            _capi.check(_capi.lib().tensorstream_stream_file_count(handle, byref(count)))
         return count.value
 
     def tensors(self, file_index: int) -> list:
@@ -220,8 +248,9 @@ class Stream:
         infos = self._infos.get(file_index)
         if infos is None:
             text = ctypes.c_char_p()
-            _capi.check(_capi.lib().tensorstream_stream_tensors_json(
-                self._live, file_index, byref(text)))
+            with self._calling() as handle:
+                _capi.check(_capi.lib().tensorstream_stream_tensors_json(
+                    handle, file_index, byref(text)))
             with _bulk_allocation():
                 columns = json.loads(text.value)
                 infos = list(map(TensorInfo, columns["name"], columns["dtype"],
@@ -239,29 +268,35 @@ class Stream:
     def metadata(self, file_index: int) -> dict:
         """The header's ``__metadata__`` object ({} when absent)."""
         text = ctypes.c_char_p()
-        _capi.check(_capi.lib().tensorstream_stream_metadata_json(
-            self._live, file_index, byref(text)))
-        return json.loads(text.value.decode())
+        with self._calling() as handle:
+            _capi.check(_capi.lib().tensorstream_stream_metadata_json(
+                handle, file_index, byref(text)))
+            return json.loads(text.value.decode())
 
     def start(self) -> None:
         """Starts reading (MemoryLimitError, before any read, if a tensor exceeds the limit)."""
-        _capi.check(_capi.lib().tensorstream_stream_start(self._live))
+        with self._calling() as handle:
+            _capi.check(_capi.lib().tensorstream_stream_start(handle))
 
     def cancel(self) -> None:
         """Stops reading; the iteration then raises CancelledError. Any thread may call it."""
-        _capi.check(_capi.lib().tensorstream_stream_cancel(self._live))
+        with self._state:  # not _calls: the consumer may be waiting inside a call
+            if not self._closing and self._close.alive:
+                _capi.check(_capi.lib().tensorstream_stream_cancel(self._handle))
 
-    def batches(self, keep: bool = True) -> Iterator[_tensors.Batch]:
+    def batches(self) -> Iterator[_tensors.Batch]:
         """Yields the completed tensors in batches (completion order, each once), as raw
         deliveries whose handles the caller owns (see ``_tensors``). Waits in short steps
         so that Ctrl-C stops it; raises the stream's first error."""
         lib = _capi.lib()
-        flags = _capi.BATCH_KEEP if keep else 0
         count = c_size_t()
         while True:
             array = (_capi.Delivery * _BATCH_CAPACITY)()
-            status = _capi.check(lib.tensorstream_stream_next_batch(
-                self._live, array, _BATCH_CAPACITY, flags, _WAIT_MS, byref(count)))
+            with self._calls:
+                if self._closing or not self._close.alive:
+                    raise CancelledError("the stream was closed while it was being read")
+                status = _capi.check(lib.tensorstream_stream_next_batch(
+                    self._handle, array, _BATCH_CAPACITY, 0, _WAIT_MS, byref(count)))
             if status == _capi.END_OF_STREAM:
                 return
             if count.value:
@@ -285,7 +320,8 @@ class Stream:
     def stats(self) -> tuple:
         """(bytes read so far, peak bytes reserved against the memory limit)."""
         read, peak = ctypes.c_uint64(), ctypes.c_uint64()
-        _capi.check(_capi.lib().tensorstream_stream_stats(self._live, byref(read), byref(peak)))
+        with self._calling() as handle:
+            _capi.check(_capi.lib().tensorstream_stream_stats(handle, byref(read), byref(peak)))
         return read.value, peak.value
 
 

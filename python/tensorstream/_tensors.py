@@ -8,6 +8,8 @@ it makes as few Python and ctypes calls per tensor as it can:
 - tensors that lie in the same block of memory (a read group's buffer, or the file's
   mapping) and arrive one after the other form a *run*: the block is wrapped once, as a
   uint8 tensor over a ctypes array, and each tensor is a strided view into it;
+- each tensor is marked kept (``tensorstream_tensor_keep``) as it is handed out, not when
+  the batch is taken, so that the memory limit keeps bounding what is read ahead;
 - the run's C handles are released together (``tensorstream_deliveries_release``) when
   the ctypes array dies, which is when the last view into the block dies.
 
@@ -76,6 +78,7 @@ def _runs(batches: Iterator[Batch], make_base: Callable, item: Callable):
     """Drives ``item(base, typed_cache, words, at)`` for every delivery, grouping deliveries
     into runs that share one ``make_base(ctypes array)`` and one release. Deliveries never
     turned into tensors (the consumer stopped early) are released at once."""
+    keep = _capi.lib().tensorstream_tensor_keep
     for batch in batches:
         words, count = batch.words, batch.count
         i = 0
@@ -96,7 +99,9 @@ def _runs(batches: Iterator[Batch], make_base: Callable, item: Callable):
                     while i < count and words[i * _WORDS + _BLOCK] == block:
                         release.count += 1
                         i += 1
-                        yield item(base, typed, words, (i - 1) * _WORDS)
+                        made = item(base, typed, words, (i - 1) * _WORDS)
+                        keep(words[(i - 1) * _WORDS + _TENSOR])
+                        yield made
                 finally:
                     # From here the views alone keep the block (and so the run's handles);
                     # a run without a block is released as `release` goes.

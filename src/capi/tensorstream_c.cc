@@ -1,11 +1,16 @@
 // The C API: the only place where C++ exceptions are caught and Status values become
 // integer codes plus a thread-local message. Every entry point goes through Guard().
+#include <algorithm>
+#include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <exception>
+#include <mutex>
 #include <new>
 #include <string>
 #include <vector>
 
+#include "common/text.h"
 #include "cuda/cuda_api.h"
 #include "pipeline/download.h"
 #include "pipeline/options.h"
@@ -21,6 +26,11 @@ struct tensorstream_stream {
   explicit tensorstream_stream(tensorstream::StreamOptions options)
       : streamer(std::move(options)) {}
   tensorstream::Streamer streamer;
+  // Calls of next/next_batch in progress, so that destroy (from another thread) waits for
+  // them to return before freeing what they use.
+  std::mutex calls_mu;
+  std::condition_variable calls_done;
+  int calls_inside = 0;
   std::vector<std::string> tensors_json;  // per file, made on first request
   // next_batch's scratch, kept to reuse its capacity (the consumer thread's only).
   std::vector<std::unique_ptr<tensorstream::DeliveredTensor>> batch;
@@ -55,6 +65,26 @@ static_assert(sizeof(tensorstream_delivery) == 64, "tensorstream_delivery is eig
 namespace {
 
 using tensorstream::Status;
+
+// Counts a call of the consumer in progress on `stream` (see tensorstream_stream::calls_inside).
+class ConsumerCall {
+ public:
+  explicit ConsumerCall(tensorstream_stream* stream) : stream_(stream) {
+    if (stream_ == nullptr) return;
+    std::lock_guard lock(stream_->calls_mu);
+    ++stream_->calls_inside;
+  }
+  ~ConsumerCall() {
+    if (stream_ == nullptr) return;
+    std::lock_guard lock(stream_->calls_mu);
+    if (--stream_->calls_inside == 0) stream_->calls_done.notify_all();
+  }
+  ConsumerCall(const ConsumerCall&) = delete;
+  ConsumerCall& operator=(const ConsumerCall&) = delete;
+
+ private:
+  tensorstream_stream* const stream_;
+};
 using tensorstream::StatusCode;
 
 thread_local std::string g_last_error;
@@ -165,6 +195,22 @@ extern "C" {
 const char* tensorstream_version(void) { return TENSORSTREAM_VERSION; }
 
 const char* tensorstream_last_error(void) { return g_last_error.c_str(); }
+
+size_t tensorstream_printable(const char* text, size_t size, char* out, size_t out_size) {
+  try {
+    const std::string printable =
+        text == nullptr ? std::string() : tensorstream::Printable(std::string_view(text, size));
+    if (out != nullptr && out_size > 0) {
+      const size_t n = std::min(printable.size(), out_size - 1);
+      std::memcpy(out, printable.data(), n);
+      out[n] = '\0';
+    }
+    return printable.size();
+  } catch (...) {  // out of memory: nothing written
+    if (out != nullptr && out_size > 0) out[0] = '\0';
+    return 0;
+  }
+}
 
 const char* tensorstream_status_name(int status) {
   switch (status) {
@@ -285,7 +331,17 @@ int tensorstream_stream_create(const tensorstream_options* options, tensorstream
   });
 }
 
-void tensorstream_stream_destroy(tensorstream_stream* stream) { delete stream; }
+void tensorstream_stream_destroy(tensorstream_stream* stream) {
+  if (stream == nullptr) return;
+  // A child made by fork() owns none of the stream's threads or locks: leak it.
+  if (stream->streamer.forked()) return;
+  stream->streamer.Cancel();  // a consumer blocked in next returns now
+  {
+    std::unique_lock lock(stream->calls_mu);
+    stream->calls_done.wait(lock, [&] { return stream->calls_inside == 0; });
+  }
+  delete stream;
+}
 
 int tensorstream_stream_add_file(tensorstream_stream* stream, const char* uri, size_t* file_index) {
   return Guard([&]() -> Status {
@@ -435,6 +491,7 @@ int tensorstream_stream_start(tensorstream_stream* stream) {
 }
 
 int tensorstream_stream_next(tensorstream_stream* stream, tensorstream_tensor** tensor) {
+  const ConsumerCall call(stream);
   bool end = false;
   const int rc = Guard([&]() -> Status {
     if (stream == nullptr) return NullArgument("stream");
@@ -453,6 +510,7 @@ int tensorstream_stream_next(tensorstream_stream* stream, tensorstream_tensor** 
 
 int tensorstream_stream_next_batch(tensorstream_stream* stream, tensorstream_delivery* out,
                                    size_t capacity, int flags, int timeout_ms, size_t* count) {
+  const ConsumerCall call(stream);
   bool end = false;
   const int rc = Guard([&]() -> Status {
     if (count == nullptr) return NullArgument("count");

@@ -75,7 +75,7 @@ std::string Printable(std::string_view text) {
     if (length == 0) {  // not UTF-8: show the byte
       AppendHexEscape(out, "\\x%02x", byte);
       ++at;
-    } else if (length == 1 && (byte < 0x20 || byte == 0x7F || byte == '\\')) {
+    } else if (length == 1 && (byte < 0x20 || byte == 0x7F)) {
       switch (byte) {
         case '\n':
           out += "\\n";
@@ -85,9 +85,6 @@ std::string Printable(std::string_view text) {
           break;
         case '\t':
           out += "\\t";
-          break;
-        case '\\':
-          out += "\\\\";
           break;
         default:
           AppendHexEscape(out, "\\x%02x", byte);

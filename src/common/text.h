@@ -9,8 +9,9 @@
 namespace tensorstream {
 
 // `text` with every control character (C0, DEL, C1) and every byte that is not part of a
-// valid UTF-8 sequence written as an escape ("\n", "\x1b", "\u0000"…), so that printing it
-// can neither move the cursor nor end a line. Valid printable UTF-8 passes unchanged.
+// valid UTF-8 sequence written as an escape ("\n", "\x1b", "\u0085"…), so that printing it
+// can neither move the cursor nor end a line. Valid printable UTF-8, backslashes included,
+// passes unchanged, so applying it twice changes nothing more (for display, not parsing).
 std::string Printable(std::string_view text);
 
 // "'" + Printable(text) + "'": how messages quote a tensor name or a key.

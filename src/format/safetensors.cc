@@ -402,6 +402,10 @@ Result<SafetensorsHeader> ParseHeaderJson(const std::string& file, std::string_v
     return FormatError(where + "is not valid JSON: a NUL byte at offset " + std::to_string(nul) +
                        " of the " + std::to_string(text.size()) + "-byte header");
   }
+  // The JSON library skips a UTF-8 byte order mark; safetensors and Python's json refuse it.
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") {
+    return FormatError(where + "is not valid JSON: it starts with a byte order mark");
+  }
   HeaderBuilder builder;
   json::sax_parse(text.begin(), text.end(), &builder);
   if (!builder.structure_error.empty()) return FormatError(where + builder.structure_error);

@@ -5,11 +5,15 @@
 
 #include <filesystem>
 
+#include "common/text.h"
 #include "pipeline/streamer.h"
 
 namespace tensorstream {
 
 namespace {
+
+// How much of an object one stream of a download plans at once.
+constexpr uint64_t kDownloadWindowBytes = 4ull << 30;
 
 // Closes the descriptor and removes the temporary file unless committed.
 class TempFile {
@@ -42,7 +46,7 @@ class TempFile {
 
 Status CheckRelativePath(const std::string& relative) {
   const auto bad = [&](const std::string& why) {
-    return InvalidArgument("refusing to write '" + relative + "': " + why);
+    return InvalidArgument("refusing to write " + Quoted(relative) + ": " + why);
   };
   if (relative.empty()) return bad("empty path");
   if (relative.front() == '/') return bad("absolute path");
@@ -72,31 +76,44 @@ Result<uint64_t> Download(const std::string& uri, const std::string& dst_dir,
 
   StreamOptions host_options = options;
   host_options.device = -1;  // the bytes go to a file through host memory
-  Streamer streamer(host_options);
-  // The object as consecutive chunk-sized ranges: each one is delivered, written at its
-  // offset, and released, so memory stays within the stream's limit.
-  TS_RETURN_IF_ERROR(streamer.AddWholeFile(uri, options.chunk_bytes).status());
-  TS_RETURN_IF_ERROR(streamer.Start());
 
-  const std::string temp_path = target.string() + ".tensorstream-partial";
-  const int fd = ::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoStatus(errno, temp_path + ": cannot create");
+  // A name of this download's own (O_EXCL), so that two pulls of one object into one
+  // directory never write into each other's partial file.
+  std::string temp_path = target.string() + ".tensorstream-partial-XXXXXX";
+  const int fd = ::mkostemp(temp_path.data(), O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, Printable(temp_path) + ": cannot create");
   TempFile temp(temp_path, fd);
   uint64_t written = 0;
-  while (true) {
-    TS_ASSIGN_OR_RETURN(std::unique_ptr<DeliveredTensor> range, streamer.Next());
-    if (range == nullptr) break;
-    const auto* data = static_cast<const char*>(range->data());
-    uint64_t done = 0;
-    while (done < range->item().nbytes) {
-      const ssize_t n = ::pwrite(fd, data + done, range->item().nbytes - done,
-                                 static_cast<off_t>(range->item().offset + done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return ErrnoStatus(errno, temp_path + ": cannot write");
-      done += static_cast<uint64_t>(n);
+  uint64_t size = 0;
+  // The object in windows, each planned when it starts: a size the server lies about
+  // (2^64 - 1, say) costs one window's plan, and the first range that is not there fails.
+  for (uint64_t begin = 0; begin == 0 || begin < size; begin += kDownloadWindowBytes) {
+    Streamer streamer(host_options);
+    TS_ASSIGN_OR_RETURN(const size_t index, streamer.AddFileWindow(uri, begin, kDownloadWindowBytes,
+                                                                   options.chunk_bytes));
+    const uint64_t now = streamer.file(index).source->Size();
+    if (begin > 0 && now != size) {
+      return IoError(uri + ": changed size during the download (" + std::to_string(size) +
+                     " bytes, then " + std::to_string(now) + ")");
     }
-    written += done;
-    if (progress) progress(written);
+    size = now;
+    TS_RETURN_IF_ERROR(streamer.Start());
+    while (true) {
+      TS_ASSIGN_OR_RETURN(std::unique_ptr<DeliveredTensor> range, streamer.Next());
+      if (range == nullptr) break;
+      const auto* data = static_cast<const char*>(range->data());
+      uint64_t done = 0;
+      while (done < range->item().nbytes) {
+        const ssize_t n = ::pwrite(fd, data + done, range->item().nbytes - done,
+                                   static_cast<off_t>(range->item().offset + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return ErrnoStatus(errno, Printable(temp_path) + ": cannot write");
+        done += static_cast<uint64_t>(n);
+      }
+      written += done;
+      if (progress) progress(written);
+    }
+    if (size == 0) break;
   }
   TS_RETURN_IF_ERROR(temp.Commit(target.string()));
   return written;

@@ -1,5 +1,7 @@
 #include "pipeline/streamer.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 
 #include "common/text.h"
@@ -12,7 +14,18 @@ constexpr uint64_t kMinBufferAlignment = 64;
 constexpr uint64_t kMinReadAheadWindow = 256ull << 20;
 }  // namespace
 
-Streamer::Streamer(StreamOptions options) : options_(std::move(options)) {}
+Streamer::Streamer(StreamOptions options)
+    : options_(std::move(options)), creator_pid_(::getpid()) {}
+
+bool Streamer::forked() const { return ::getpid() != creator_pid_; }
+
+Status Streamer::CheckProcess() const {
+  if (!forked()) return Status::Ok();
+  return Status(StatusCode::kFailedPrecondition,
+                "this stream was created by process " + std::to_string(creator_pid_) +
+                    " and cannot be used in process " + std::to_string(::getpid()) +
+                    ", a child made by fork(): create the stream in the child");
+}
 
 Streamer::~Streamer() {
   Cancel();
@@ -72,15 +85,17 @@ Result<size_t> Streamer::AddRanges(const std::string& uri, const std::vector<uin
   return AddRangesOf(uri, std::move(source), offsets, sizes);
 }
 
-Result<size_t> Streamer::AddWholeFile(const std::string& uri, uint64_t piece_bytes) {
+Result<size_t> Streamer::AddFileWindow(const std::string& uri, uint64_t begin, uint64_t max_bytes,
+                                       uint64_t piece_bytes) {
   TS_ASSIGN_OR_RETURN(std::unique_ptr<Source> source, OpenSource(uri, options_.storage));
   const uint64_t size = source->Size();
+  const uint64_t end = begin + std::min(max_bytes, size - std::min(begin, size));
   const uint64_t piece = piece_bytes != 0 ? piece_bytes : source->PreferredChunkBytes();
   std::vector<uint64_t> offsets;
   std::vector<uint64_t> sizes;
-  for (uint64_t at = 0; at < size; at += piece) {
+  for (uint64_t at = begin; at < end; at += piece) {
     offsets.push_back(at);
-    sizes.push_back(std::min(piece, size - at));
+    sizes.push_back(std::min(piece, end - at));
   }
   return AddRangesOf(uri, std::move(source), offsets, sizes);
 }
@@ -147,6 +162,7 @@ Status Streamer::SetDestination(size_t file_index, size_t tensor_index, void* de
 }
 
 Status Streamer::Start() {
+  TS_RETURN_IF_ERROR(CheckProcess());
   if (started_) return Status(StatusCode::kFailedPrecondition, "stream already started");
   started_ = true;
   // A stream that failed to start reports that failure from Next() too, never waits.
@@ -528,6 +544,7 @@ bool Streamer::ended() const {
 
 Result<size_t> Streamer::NextBatch(size_t max, std::vector<std::unique_ptr<DeliveredTensor>>* out,
                                    int64_t timeout_ms) {
+  TS_RETURN_IF_ERROR(CheckProcess());  // before any lock: a reader may have held it at fork
   if (!started_) return Status(StatusCode::kFailedPrecondition, "stream not started");
   std::unique_lock lock(queue_mu_);
   const auto ready = [&] {

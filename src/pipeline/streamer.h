@@ -4,11 +4,15 @@
 //        parse headers              filter     plan + reader threads   completion order
 //
 // Threading: one consumer thread calls every method except Cancel(), which any thread
-// may call. Start() launches `concurrency` reader threads that take chunks in plan
-// order, acquire each group's buffer from HostMemory (within the limit) before its first read,
-// read, and push a group's tensors to the completion queue when its last chunk lands. Destruction
-// cancels and joins the readers; it returns once in-progress reads finish.
+// may call. A stream belongs to the process that created it: after fork() the child's
+// copy has no reader threads, so its Start/Next fail at once (see forked()). Start() launches
+// `concurrency` reader threads that take chunks in plan order, acquire each group's buffer from
+// HostMemory (within the limit) before its first read, read, and push a group's tensors to the
+// completion queue when its last chunk lands. Destruction cancels and joins the readers; it returns
+// once in-progress reads finish.
 #pragma once
+
+#include <sys/types.h>
 
 #include <atomic>
 #include <chrono>
@@ -107,9 +111,11 @@ class Streamer {
   // order (items are kept sorted by offset, so an item's index is not its position).
   Result<size_t> AddRanges(const std::string& uri, const std::vector<uint64_t>& offsets,
                            const std::vector<uint64_t>& sizes);
-  // The whole file as consecutive ranges of `piece_bytes` (0: the storage's preferred
-  // read size), opening it once.
-  Result<size_t> AddWholeFile(const std::string& uri, uint64_t piece_bytes);
+  // Bytes [begin, min(begin + max_bytes, file size)) of a file as consecutive ranges of
+  // `piece_bytes` (0: the storage's preferred read size), opening it once; the file's
+  // size is then file(index).source->Size().
+  Result<size_t> AddFileWindow(const std::string& uri, uint64_t begin, uint64_t max_bytes,
+                               uint64_t piece_bytes);
   // Only the named tensors of a file are read. NotFound for an unknown name.
   Status Select(size_t file_index, const std::vector<std::string>& names);
 
@@ -135,6 +141,10 @@ class Streamer {
   // Every tensor was handed out.
   bool ended() const;
   void Cancel();
+
+  // This object was copied into a child by fork(): its threads and locks belong to the
+  // parent, so nothing may be done with it but leaking it.
+  bool forked() const;
 
   uint64_t bytes_read() const { return bytes_read_.load(std::memory_order_relaxed); }
   uint64_t peak_reserved_bytes() const { return (memory_ ? memory_->peak() : 0) + staging_bytes_; }
@@ -177,7 +187,11 @@ class Streamer {
   void Fail(const Status& status);
   void SetMemory(std::shared_ptr<HostMemory> memory);
 
+  // A failure naming this process and the one that created the stream, when they differ.
+  Status CheckProcess() const;
+
   const StreamOptions options_;
+  const pid_t creator_pid_;
   std::vector<StreamFile> files_;
   bool started_ = false;
 

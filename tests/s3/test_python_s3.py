@@ -57,6 +57,19 @@ def test_streamer_over_s3_matches_safe_open(prefix, shards, chunk, monkeypatch):
     check_same(got, expected_tensors(shards))
 
 
+def test_tensor_names_read_only_their_ranges_from_s3(prefix, shards):
+    uris = [prefix.upload(p.name, p) for p in shards]
+    wanted = ["layers.0.k", "layers.2.scale", "layers.1.up"]
+    with SafetensorsStreamer() as streamer:
+        streamer.stream_files(uris, tensor_names=wanted)
+        got = dict(streamer.get_tensors())
+        read, _ = streamer._stream.stats()
+    expected = expected_tensors(shards)
+    check_same(got, {name: expected[name] for name in wanted})
+    big = expected["layers.0.big"].numel() * 2
+    assert read < big, f"{read} bytes read for three small tensors"  # no 'big' was read
+
+
 def test_mixed_local_and_s3_files_in_one_call(prefix, shards):
     paths = [str(shards[0]), prefix.upload(shards[1].name, shards[1]), str(shards[2])]
     got, counts = stream_all(paths)

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include "safetensors_writer.h"
 
@@ -91,6 +92,25 @@ TEST_F(DownloadTest, CopiesBytesExactlyIntoNestedDirectories) {
   ASSERT_EQ(progress.size(), 6u);  // one report per chunk, increasing, ending at the size
   EXPECT_TRUE(std::is_sorted(progress.begin(), progress.end()));
   EXPECT_EQ(progress.back(), data.size());
+}
+
+TEST_F(DownloadTest, ConcurrentDownloadsOfOneObjectIntoOneDirectory) {
+  // Each download writes a partial file of its own: neither truncates the other's, and
+  // whichever renames last leaves exactly the object's bytes.
+  const std::string data = WriteSource("model.bin", 3 << 20);
+  std::vector<std::thread> pulls;
+  std::vector<Status> results(4);
+  for (size_t i = 0; i < results.size(); ++i) {
+    pulls.emplace_back([&, i] {
+      results[i] = Download((dir_ / "src" / "model.bin").string(), (dir_ / "dst").string(),
+                            "model.bin", Options(65536), nullptr)
+                       .status();
+    });
+  }
+  for (std::thread& t : pulls) t.join();
+  for (const Status& s : results) EXPECT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(ReadAll(dir_ / "dst" / "model.bin"), data);
+  EXPECT_EQ(DstFiles(), (std::vector<std::string>{"model.bin"}));
 }
 
 TEST_F(DownloadTest, EmptyFileAndOverwrite) {

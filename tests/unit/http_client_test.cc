@@ -4,185 +4,26 @@
 // ignore Range. No other process or network is involved.
 #include "storage/http/http_client.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <functional>
-#include <mutex>
 #include <thread>
+
+#include "scripted_server.h"
 
 namespace tensorstream::http {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-struct SeenRequest {
-  std::string method;
-  std::string path;
-  std::string range;  // the Range header's value, "" when absent
-};
-
-// A one-port HTTP/1.1 server. Each request goes to `handler`, which writes the whole reply
-// to the socket itself (so it can misbehave: cut, stall) and returns whether to keep the
-// connection open.
-class ScriptedServer {
- public:
-  using Handler = std::function<bool(int fd, const SeenRequest& req, int index)>;
-
-  explicit ScriptedServer(Handler handler) : handler_(std::move(handler)) {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-        ::listen(listen_fd_, 16) != 0) {
-      ADD_FAILURE() << "cannot listen on loopback";
-    }
-    socklen_t len = sizeof(addr);
-    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-    acceptor_ = std::thread([this] { AcceptLoop(); });
-  }
-
-  ~ScriptedServer() {
-    stopping_ = true;
-    ::shutdown(listen_fd_, SHUT_RDWR);
-    ::close(listen_fd_);
-    acceptor_.join();
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      for (int fd : conn_fds_) ::shutdown(fd, SHUT_RDWR);
-    }
-    for (std::thread& t : conn_threads_) t.join();
-  }
-
-  std::string url(const std::string& path = "/obj") const {
-    return "http://127.0.0.1:" + std::to_string(port_) + path;
-  }
-  std::vector<SeenRequest> requests() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return seen_;
-  }
-  size_t connections() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return conn_threads_.size();
-  }
-  // For handlers that stall: true once the server is being torn down.
-  bool stopping() const { return stopping_; }
-
- private:
-  void AcceptLoop() {
-    while (!stopping_) {
-      const int fd = ::accept(listen_fd_, nullptr, nullptr);
-      if (fd < 0) return;
-      std::lock_guard<std::mutex> lock(mu_);
-      conn_fds_.push_back(fd);
-      conn_threads_.emplace_back([this, fd] { Serve(fd); });
-    }
-  }
-
-  void Serve(int fd) {
-    std::string buffer;
-    char chunk[4096];
-    while (!stopping_) {
-      size_t end;
-      while ((end = buffer.find("\r\n\r\n")) == std::string::npos) {
-        const ssize_t n = ::recv(fd, chunk, sizeof(chunk), 0);
-        if (n <= 0) {
-          ::close(fd);
-          return;
-        }
-        buffer.append(chunk, static_cast<size_t>(n));
-      }
-      const std::string head = buffer.substr(0, end);
-      buffer.erase(0, end + 4);
-      SeenRequest req;
-      const size_t sp1 = head.find(' '), sp2 = head.find(' ', sp1 + 1);
-      req.method = head.substr(0, sp1);
-      req.path = head.substr(sp1 + 1, sp2 - sp1 - 1);
-      const size_t r = head.find("\r\nRange: ");
-      if (r != std::string::npos) {
-        const size_t v = r + 9;
-        req.range = head.substr(v, head.find("\r\n", v) - v);
-      }
-      int index;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        seen_.push_back(req);
-        index = static_cast<int>(seen_.size()) - 1;
-      }
-      if (!handler_(fd, req, index)) break;
-    }
-    ::close(fd);
-  }
-
-  Handler handler_;
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stopping_{false};
-  std::thread acceptor_;
-  std::mutex mu_;
-  std::vector<int> conn_fds_;
-  std::vector<std::thread> conn_threads_;
-  std::vector<SeenRequest> seen_;
-};
-
-void SendAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n <= 0) return;
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-}
-
-std::string TestObject(size_t size) {
-  std::string s(size, '\0');
-  uint32_t x = 12345;
-  for (char& c : s) {
-    x = x * 1664525u + 1013904223u;
-    c = static_cast<char>(x >> 24);
-  }
-  return s;
-}
-
-// Parses "bytes=A-B".
-std::pair<uint64_t, uint64_t> ParseRange(const std::string& range) {
-  unsigned long long a = 0, b = 0;
-  std::sscanf(range.c_str(), "bytes=%llu-%llu", &a, &b);
-  return {a, b};
-}
-
-// Sends a correct 206 for req.range; when cut_after is set, sends only that many body
-// bytes (after the full Content-Length was promised) and drops the connection.
-bool Send206(int fd, const SeenRequest& req, const std::string& object,
-             std::optional<size_t> cut_after = std::nullopt) {
-  const auto [a, b] = ParseRange(req.range);
-  const std::string body = object.substr(a, b - a + 1);
-  SendAll(fd, "HTTP/1.1 206 Partial Content\r\nContent-Length: " + std::to_string(body.size()) +
-                  "\r\nContent-Range: bytes " + std::to_string(a) + "-" + std::to_string(b) + "/" +
-                  std::to_string(object.size()) + "\r\n\r\n");
-  if (cut_after) {
-    SendAll(fd, std::string_view(body).substr(0, *cut_after));
-    return false;
-  }
-  SendAll(fd, body);
-  return true;
-}
-
-bool SendError(int fd, int status, const std::string& code, const std::string& message) {
-  const std::string body = "<?xml version=\"1.0\"?><Error><Code>" + code + "</Code><Message>" +
-                           message + "</Message></Error>";
-  SendAll(fd, "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Type: application/xml\r\n" +
-                  "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
-  return true;
-}
+using testing::ParseRange;
+using testing::ScriptedServer;
+using testing::SeenRequest;
+using testing::Send206;
+using testing::SendAll;
+using testing::SendError;
+using testing::TestObject;
 
 HttpOptions FastOptions() {
   HttpOptions o;
@@ -421,6 +262,95 @@ TEST(HttpClient, PrepareRunsBeforeEveryAttempt) {
       &DescribeForTest, FastOptions(), never);
   ASSERT_TRUE(s.ok());
   EXPECT_EQ(ranges_seen_by_prepare, (std::vector<std::string>{"bytes=0-999", "bytes=10-999"}));
+}
+
+TEST(HttpClient, ABodyThatEndsInAnErrorAfterEveryWantedByteSucceeds) {
+  // The server promises more than it sends (Content-Length 20, 10 bytes) and cuts: every
+  // byte asked for arrived, so this is a success, never a retry with an inverted range.
+  const std::string object = TestObject(10);
+  ScriptedServer server([&](int fd, const SeenRequest& req, int) {
+    const auto [a, b] = ParseRange(req.range);
+    SendAll(fd, "HTTP/1.1 206 Partial Content\r\nContent-Length: 20\r\nContent-Range: bytes " +
+                    std::to_string(a) + "-" + std::to_string(b) + "/10\r\n\r\n" +
+                    object.substr(a, b - a + 1));
+    return false;
+  });
+  std::string got;
+  const auto start = Clock::now();
+  ASSERT_TRUE(Get(server, 0, 10, &got).ok());
+  EXPECT_EQ(got, object);
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(5));
+  for (const SeenRequest& r : server.requests()) {
+    const auto [a, b] = ParseRange(r.range);
+    EXPECT_LE(a, b) << "inverted range sent: " << r.range;
+  }
+  EXPECT_EQ(server.requests().size(), 1u);
+}
+
+TEST(HttpClient, RetriesAreBoundedInTimeNotOnlyInAttempts) {
+  // Each attempt delivers a few bytes and stalls: progress resets the retry count, so only
+  // a bound in time stops this.
+  const std::string object = TestObject(1 << 20);
+  ScriptedServer server([&](int fd, const SeenRequest& req, int) {
+    const auto [a, b] = ParseRange(req.range);
+    SendAll(fd, "HTTP/1.1 206 Partial Content\r\nContent-Length: " + std::to_string(b - a + 1) +
+                    "\r\nContent-Range: bytes " + std::to_string(a) + "-" + std::to_string(b) +
+                    "/" + std::to_string(object.size()) + "\r\n\r\n" + object.substr(a, 100));
+    return false;  // cut after 100 bytes
+  });
+  HttpOptions o = FastOptions();
+  o.retry_budget_ms = 1500;
+  std::string got;
+  const auto start = Clock::now();
+  const Status s = Get(server, 0, object.size(), &got, o);
+  EXPECT_FALSE(s.ok());
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(5));
+  EXPECT_NE(s.message().find("gave up after"), std::string::npos) << s.message();
+}
+
+TEST(HttpClient, AMalformedReplyOnAReusedConnectionIsRetriedOnAFreshOne) {
+  const std::string object = TestObject(100);
+  ScriptedServer server([&](int fd, const SeenRequest& req, int index) {
+    if (index == 1) {  // the second request, on the kept-alive connection: garbage
+      SendAll(fd, "XTTP/9.9 ??? garbage\r\n\r\n");
+      return false;
+    }
+    return Send206(fd, req, object);
+  });
+  std::string got;
+  ASSERT_TRUE(Get(server, 0, 50, &got).ok());
+  const Status s = Get(server, 50, 50, &got);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(got, object.substr(50));
+  EXPECT_GE(server.connections(), 2u);
+}
+
+TEST(HttpClient, CredentialsInTheUrlOrAProxyNeverReachAMessage) {
+  int port;
+  {
+    ScriptedServer gone([](int, const SeenRequest&, int) { return false; });
+    port = gone.port();
+  }
+  HttpOptions o = FastOptions();
+  o.max_retries = 1;
+  Request req;
+  req.url = "http://user:hunter2-secret@127.0.0.1:" + std::to_string(port) + "/bucket/key";
+  auto r = Perform(req, nullptr, o, nullptr);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message().find("hunter2"), std::string::npos) << r.status().message();
+  std::string got;
+  const std::atomic<bool> never{false};
+  got.resize(10);
+  const Status s = GetRange(req, 0, 10, got.data(), nullptr, &DescribeForTest, o, never);
+  EXPECT_EQ(s.message().find("hunter2"), std::string::npos) << s.message();
+  // A proxy with credentials (curl reads http_proxy itself).
+  ::setenv("http_proxy",
+           ("http://proxyuser:proxy-secret@127.0.0.1:" + std::to_string(port)).c_str(), 1);
+  req.url = "http://example.invalid/bucket/key";
+  r = Perform(req, nullptr, o, nullptr);
+  ::unsetenv("http_proxy");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message().find("proxy-secret"), std::string::npos) << r.status().message();
 }
 
 TEST(HttpHelpers, BackoffGrowsIsCappedAndJittered) {

@@ -185,6 +185,7 @@ TEST(SafetensorsFormat, ParsesExactlyTheDeclaredLength) {
   ExpectFormatError(RawImage(valid + std::string("\0garbage", 8), "x"),
                     {"Header is not valid JSON", "NUL byte at offset 53"});
   ExpectFormatError(RawImage(valid + "{}", "x"), {"Header is not valid JSON"});
+  ExpectFormatError(RawImage("\xEF\xBB\xBF" + valid, "x"), {"byte order mark"});
 }
 
 TEST(SafetensorsFormat, NamesWithEscapedNulAreDistinctTensors) {

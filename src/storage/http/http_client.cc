@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -139,15 +141,6 @@ const std::string* FindIn(const std::vector<Header>& headers, std::string_view n
   return nullptr;
 }
 
-// Parses "bytes FIRST-LAST/TOTAL" (TOTAL may be "*").
-bool ParseContentRange(const std::string& value, uint64_t* first, uint64_t* last) {
-  unsigned long long f = 0, l = 0;
-  if (std::sscanf(value.c_str(), "bytes %llu-%llu", &f, &l) != 2) return false;
-  *first = f;
-  *last = l;
-  return true;
-}
-
 // Decides, at the first body byte of a ranged attempt, where the body goes.
 void StartRangedBody(Attempt* a) {
   a->body_started = true;
@@ -223,10 +216,21 @@ bool IsRetryableCurlCode(CURLcode code) {
     case CURLE_GOT_NOTHING:
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_BAD_CONTENT_ENCODING:
       return true;
     default:
       return false;
   }
+}
+
+// Whether `code` means a reply curl could not parse. A server that answers garbage (on a
+// reused connection, typically) makes curl report CURLE_UNSUPPORTED_PROTOCOL ("Received
+// HTTP/0.9"); for an http(s) URL that cannot be the URL's fault.
+bool IsMalformedReply(CURLcode code, const std::string& url) {
+  const bool http_url = url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0;
+  return code == CURLE_WEIRD_SERVER_REPLY || code == CURLE_BAD_CONTENT_ENCODING ||
+         (code == CURLE_UNSUPPORTED_PROTOCOL && http_url);
 }
 
 bool IsTlsCurlCode(CURLcode code) {
@@ -249,15 +253,18 @@ bool IsTlsCurlCode(CURLcode code) {
   }
 }
 
-// The Status for an attempt that ended without a usable response.
-Status CurlFailure(CURLcode code, const char* errbuf, const std::string& what) {
+// The Status for an attempt that ended without a usable response (`malformed`: see
+// IsMalformedReply).
+Status CurlFailure(CURLcode code, const char* errbuf, const std::string& what, bool malformed) {
   std::string detail = curl_easy_strerror(code);
-  if (errbuf[0] != '\0') detail += ": " + std::string(errbuf);
+  // curl's own text may quote a URL (a proxy's, with user:password); keep none of it.
+  if (errbuf[0] != '\0') detail += ": " + RedactUrlsIn(errbuf);
   if (code == CURLE_OPERATION_TIMEDOUT) detail = "timed out (" + detail + ")";
   if (IsTlsCurlCode(code)) {
     return Unavailable(what +
                        ": TLS failure (check AWS_CA_BUNDLE and the endpoint URL): " + detail);
   }
+  if (malformed) return IoError(what + ": the reply is not valid HTTP: " + detail);
   if (code == CURLE_URL_MALFORMAT || code == CURLE_UNSUPPORTED_PROTOCOL) {
     return InvalidArgument(what + ": bad URL: " + detail);
   }
@@ -277,7 +284,48 @@ bool SleepUnlessCancelled(long ms, const std::atomic<bool>* cancelled) {
   return cancelled == nullptr || !cancelled->load(std::memory_order_relaxed);
 }
 
-double Jitter() {
+// Tracks a request's retries: the count, and the time since its first failure.
+class RetryBudget {
+ public:
+  explicit RetryBudget(const HttpOptions& options) : options_(options) {}
+
+  // Whether another retry may start (called after an attempt failed).
+  bool Allows(int attempt_no, bool progressed) {
+    if (!first_failure_) first_failure_ = std::chrono::steady_clock::now();
+    if (attempt_no >= options_.max_attempts || elapsed_ms() >= options_.retry_budget_ms) {
+      return false;
+    }
+    return progressed || retries_ < options_.max_retries;
+  }
+  // The pause before the next retry (counted unless the attempt progressed).
+  long NextPause(bool progressed) {
+    if (progressed) return 0;
+    return BackoffMs(retries_++, options_.backoff_base_ms, options_.backoff_max_ms, Jitter());
+  }
+  // " (gave up after N attempts in S s)" for the final error.
+  std::string Suffix(int attempts) const {
+    if (attempts <= 1) return "";
+    char text[96];
+    std::snprintf(text, sizeof text, " (gave up after %d attempts in %.1f s)", attempts,
+                  static_cast<double>(elapsed_ms()) / 1000.0);
+    return text;
+  }
+
+ private:
+  static double Jitter();
+  long elapsed_ms() const {
+    if (!first_failure_) return 0;
+    return static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::steady_clock::now() - *first_failure_)
+                                 .count());
+  }
+
+  const HttpOptions& options_;
+  int retries_ = 0;
+  std::optional<std::chrono::steady_clock::time_point> first_failure_;
+};
+
+double RetryBudget::Jitter() {
   thread_local std::mt19937 rng{std::random_device{}()};
   return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
 }
@@ -287,6 +335,9 @@ void SetCommonOptions(CURL* curl, const Request& req, const HttpOptions& options
                       const HeaderList& headers, HeaderList& connect_to, Attempt* attempt,
                       char* errbuf) {
   curl_easy_setopt(curl, CURLOPT_URL, req.url.c_str());
+  // The path goes out exactly as given (and as signed): no removal of "." and ".."
+  // segments, which would fetch a different object than the one named.
+  curl_easy_setopt(curl, CURLOPT_PATH_AS_IS, 1L);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);  // threads: no SIGALRM for DNS timeouts
   curl_easy_setopt(curl, CURLOPT_USERAGENT, kUserAgent);
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.get());
@@ -344,10 +395,6 @@ void BuildHeaders(const Request& req, HeaderList* list) {
   }
 }
 
-std::string AttemptsSuffix(int attempts) {
-  return attempts > 1 ? " (after " + std::to_string(attempts) + " attempts)" : "";
-}
-
 }  // namespace
 
 const std::string* Response::FindHeader(std::string_view name) const {
@@ -395,6 +442,43 @@ std::string RedactUrl(std::string_view url) {
   return std::string(s.substr(0, host_start)) + std::string(s.substr(at + 1));
 }
 
+bool ParseContentRange(std::string_view value, uint64_t* first, uint64_t* last) {
+  constexpr std::string_view kUnit = "bytes ";
+  if (value.substr(0, kUnit.size()) != kUnit) return false;
+  value.remove_prefix(kUnit.size());
+  const auto number = [&](uint64_t* out) {
+    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), *out);
+    if (ec != std::errc() || end == value.data()) return false;
+    value.remove_prefix(static_cast<size_t>(end - value.data()));
+    return true;
+  };
+  if (!number(first) || value.empty() || value.front() != '-') return false;
+  value.remove_prefix(1);
+  if (!number(last) || *last < *first) return false;
+  return value.empty() || value.front() == '/';
+}
+
+std::string RedactUrlsIn(std::string_view text) {
+  std::string out;
+  size_t at = 0;
+  while (true) {
+    const size_t scheme = text.find("://", at);
+    if (scheme == std::string_view::npos) break;
+    const size_t host = scheme + 3;
+    const size_t end = text.find_first_of(" \t\r\n'\")>", host);
+    const std::string_view authority = text.substr(host, text.substr(host, end - host).find('/'));
+    const size_t user = authority.rfind('@');
+    out.append(text.substr(at, host - at));
+    at = host;
+    if (user != std::string_view::npos) {
+      out.append("***@");  // user information: never shown
+      at = host + user + 1;
+    }
+  }
+  out.append(text.substr(at));
+  return out;
+}
+
 std::string UriEncode(std::string_view in, bool encode_slash) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
@@ -440,7 +524,8 @@ Result<Response> Perform(const Request& request, const PrepareFn& prepare,
                          const HttpOptions& options, const std::atomic<bool>* cancelled,
                          uint64_t max_body_bytes) {
   const std::string what = request.method + " " + RedactUrl(request.url);
-  int retries = 0;
+  RetryBudget budget(options);
+  bool fresh_connection = false;
   for (int attempt_no = 1;; ++attempt_no) {
     if (cancelled != nullptr && cancelled->load()) return Cancelled(what + ": cancelled");
     Request req = request;
@@ -454,13 +539,12 @@ Result<Response> Perform(const Request& request, const PrepareFn& prepare,
     BuildHeaders(req, &headers);
     char errbuf[CURL_ERROR_SIZE] = {0};
     SetCommonOptions(curl, req, options, headers, connect_to, &a, errbuf);
+    if (fresh_connection) curl_easy_setopt(curl, CURLOPT_FRESH_CONNECT, 1L);
     const CURLcode code = curl_easy_perform(curl);
 
-    Status failure;
     if (code == CURLE_OK) {
       Response response{a.status, std::move(a.headers), std::move(a.body), attempt_no};
-      if (!IsRetryableHttpStatus(response.status) || retries >= options.max_retries ||
-          attempt_no >= options.max_attempts) {
+      if (!IsRetryableHttpStatus(response.status) || !budget.Allows(attempt_no, false)) {
         return response;
       }
     } else if (code == CURLE_ABORTED_BY_CALLBACK) {
@@ -469,16 +553,16 @@ Result<Response> Perform(const Request& request, const PrepareFn& prepare,
       return IoError(what + ": response body larger than " + std::to_string(max_body_bytes) +
                      " bytes");
     } else {
-      failure = CurlFailure(code, errbuf, what);
-      if (!IsRetryableCurlCode(code) || retries >= options.max_retries ||
-          attempt_no >= options.max_attempts) {
-        return Status(failure.code(), failure.message() + AttemptsSuffix(attempt_no));
+      const bool malformed = IsMalformedReply(code, req.url);
+      fresh_connection = malformed || fresh_connection;
+      if (!(IsRetryableCurlCode(code) || malformed) || !budget.Allows(attempt_no, false)) {
+        const Status failure = CurlFailure(code, errbuf, what, malformed);
+        return Status(failure.code(), failure.message() + budget.Suffix(attempt_no));
       }
     }
-    const long pause =
-        BackoffMs(retries, options.backoff_base_ms, options.backoff_max_ms, Jitter());
-    ++retries;
-    if (!SleepUnlessCancelled(pause, cancelled)) return Cancelled(what + ": cancelled");
+    if (!SleepUnlessCancelled(budget.NextPause(false), cancelled)) {
+      return Cancelled(what + ": cancelled");
+    }
   }
 }
 
@@ -490,11 +574,12 @@ Status GetRange(const Request& request, uint64_t offset, uint64_t length, void* 
   if (length == 0) return Status::Ok();
   auto* out = static_cast<char*>(dst);
   uint64_t done = 0;
-  int retries = 0;
+  RetryBudget budget(options);
+  bool fresh_connection = false;
   for (int attempt_no = 1;; ++attempt_no) {
     if (cancelled.load()) return Cancelled(what + ": cancelled");
     Request req = request;
-    const uint64_t first = offset + done;
+    const uint64_t first = offset + done;  // done < length: never an inverted range
     const uint64_t last = offset + length - 1;
     req.headers.push_back({"Range", "bytes=" + std::to_string(first) + "-" + std::to_string(last)});
     if (prepare) TS_RETURN_IF_ERROR(prepare(req));
@@ -510,43 +595,42 @@ Status GetRange(const Request& request, uint64_t offset, uint64_t length, void* 
     BuildHeaders(req, &headers);
     char errbuf[CURL_ERROR_SIZE] = {0};
     SetCommonOptions(curl, req, options, headers, connect_to, &a, errbuf);
+    if (fresh_connection) curl_easy_setopt(curl, CURLOPT_FRESH_CONNECT, 1L);
     const CURLcode code = curl_easy_perform(curl);
     done += a.range_written;
 
-    const bool complete = done == length;
-    Status failure;
     if (code == CURLE_ABORTED_BY_CALLBACK) return Cancelled(what + ": cancelled");
     if (!a.range_problem.empty()) return IoError(what + ": " + a.range_problem);
-    if (IsSuccess(a.status) && complete && (code == CURLE_OK || a.got_all)) return Status::Ok();
+    // Every wanted byte arrived: a success, whatever happened to the rest of the transfer
+    // (a server promising more than it sends, a connection cut after the last byte).
+    if (IsSuccess(a.status) && done == length) return Status::Ok();
 
     if (code == CURLE_OK && !IsSuccess(a.status)) {
       Response response{a.status, std::move(a.headers), std::move(a.body), 1};
-      if (!IsRetryableHttpStatus(response.status) || retries >= options.max_retries ||
-          attempt_no >= options.max_attempts) {
+      if (!IsRetryableHttpStatus(response.status) || !budget.Allows(attempt_no, false)) {
         Status s = describe_error(response);
-        return Status(s.code(), what + ": " + s.message() + AttemptsSuffix(attempt_no));
+        return Status(s.code(), what + ": " + s.message() + budget.Suffix(attempt_no));
       }
     } else {
       // A network error, or a 2xx body that ended early: resume from the first missing byte.
-      failure = code == CURLE_OK
-                    ? IoError(what + ": response body ended after " + std::to_string(done) +
-                              " of " + std::to_string(length) + " bytes")
-                    : CurlFailure(code, errbuf, what);
-      const bool retryable = code == CURLE_OK || IsRetryableCurlCode(code);
+      const bool malformed = IsMalformedReply(code, req.url);
+      const Status failure =
+          code == CURLE_OK ? IoError(what + ": response body ended after " + std::to_string(done) +
+                                     " of " + std::to_string(length) + " bytes")
+                           : CurlFailure(code, errbuf, what, malformed);
+      fresh_connection = malformed || fresh_connection;
+      const bool retryable = code == CURLE_OK || IsRetryableCurlCode(code) || malformed;
       const bool progressed = a.range_written > 0;
-      if (!retryable || attempt_no >= options.max_attempts ||
-          (!progressed && retries >= options.max_retries)) {
+      if (!retryable || !budget.Allows(attempt_no, progressed)) {
         return Status(failure.code(), failure.message() + "; " + std::to_string(done) + " of " +
                                           std::to_string(length) + " bytes received" +
-                                          AttemptsSuffix(attempt_no));
+                                          budget.Suffix(attempt_no));
       }
-      // An attempt that delivered bytes resumes at once without using the budget.
-      if (progressed) continue;
+      if (progressed) continue;  // it made progress: resume at once
     }
-    const long pause =
-        BackoffMs(retries, options.backoff_base_ms, options.backoff_max_ms, Jitter());
-    ++retries;
-    if (!SleepUnlessCancelled(pause, &cancelled)) return Cancelled(what + ": cancelled");
+    if (!SleepUnlessCancelled(budget.NextPause(false), &cancelled)) {
+      return Cancelled(what + ": cancelled");
+    }
   }
 }
 

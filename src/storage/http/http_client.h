@@ -27,17 +27,19 @@ struct Header {
 struct HttpOptions {
   long connect_timeout_ms = 10'000;
   // Abort an attempt whose transfer rate stays below low_speed_bytes_per_s for
-  // low_speed_time_s seconds (a stalled server), then retry it.
-  long low_speed_bytes_per_s = 1024;
-  long low_speed_time_s = 30;
+  // low_speed_time_s seconds (a stalled server, or one that trickles), then retry it.
+  long low_speed_bytes_per_s = 16 * 1024;
+  long low_speed_time_s = 10;
   // Whole-attempt limit; 0 = none. RUNAI_STREAMER_S3_REQUEST_TIMEOUT_MS sets it.
   long request_timeout_ms = 0;
   // Retries after the first attempt of a request that failed transiently (5xx, 429, 408,
-  // timeouts, connection errors). An attempt of a ranged GET that delivered body bytes
-  // before failing does not use up the budget (it made progress and resumes from there),
-  // but max_attempts bounds every request whatever happens.
+  // timeouts, connection errors, a malformed reply). An attempt of a ranged GET that
+  // delivered body bytes before failing does not use up the count (it made progress and
+  // resumes from there), but max_attempts and retry_budget_ms bound every request: no
+  // retry starts once retry_budget_ms have passed since the request's first failure.
   int max_retries = 5;
   int max_attempts = 64;
+  long retry_budget_ms = 60'000;
   long backoff_base_ms = 200;
   long backoff_max_ms = 5'000;
   // A CA bundle file (AWS_CA_BUNDLE); empty = the system's. TLS peers are always verified.
@@ -92,6 +94,10 @@ Status GetRange(const Request& request, uint64_t offset, uint64_t length, void* 
 
 // ---- Helpers shared with the backends (and unit-tested on their own) ----
 
+// Parses a Content-Range value "bytes FIRST-LAST/TOTAL" (TOTAL may be "*"); false when it
+// is not one, or LAST < FIRST.
+bool ParseContentRange(std::string_view value, uint64_t* first, uint64_t* last);
+
 // True for statuses worth retrying: 408, 429, 500, 502, 503, 504 and other 5xx.
 bool IsRetryableHttpStatus(long status);
 
@@ -103,6 +109,10 @@ long BackoffMs(int retry, long base_ms, long max_ms, double jitter);
 // `url` without its query string and user info, safe to put in messages: presigned or
 // signed URLs carry credentials in the query.
 std::string RedactUrl(std::string_view url);
+
+// `text` with the user information (user:password@) of every URL in it replaced by
+// "***@": for text that may quote URLs, such as curl's error messages.
+std::string RedactUrlsIn(std::string_view text);
 
 // Percent-encodes every byte but the unreserved ones (A-Z a-z 0-9 - _ . ~), and '/' too
 // unless encode_slash is false. RFC 3986 style, as SigV4 and S3 keys require.

@@ -1,5 +1,8 @@
-// LocalSource: a file on a local filesystem, read with pread(2), or with O_DIRECT when
-// StorageOptions::direct_io is set (then reads must be 4 KiB aligned; see Source).
+// LocalSource: a regular file on a local filesystem, read with pread(2), or with O_DIRECT
+// when StorageOptions::direct_io is set (then reads must be 4 KiB aligned; see Source).
+// Descriptors are shared by all local sources of the process and at most a few hundred
+// are open at once (least recently used closed first, reopened when needed, checked to be
+// the same file), so streams of thousands of files stay under the descriptor limit.
 #pragma once
 
 #include <memory>
@@ -10,7 +13,8 @@
 namespace tensorstream {
 
 // Opens a local path or file:// URI. Fails with kNotFound / kPermissionDenied /
-// kInvalidArgument (a directory) naming the path.
+// kInvalidArgument (a directory, FIFO, device or socket: not a regular file) naming the
+// path; never blocks on a FIFO.
 Result<std::unique_ptr<Source>> OpenLocalSource(const std::string& uri,
                                                 const StorageOptions& options);
 

@@ -212,6 +212,8 @@ Status S3ErrorStatus(const http::Response& response, const std::string& what) {
     }
   } else if (status == 416) {
     sc = StatusCode::kInvalidArgument;
+  } else if (status == 412) {
+    message += " (the object was replaced or modified since it was opened)";
   } else if (http::IsRetryableHttpStatus(status)) {
     sc = StatusCode::kUnavailable;
   }
@@ -286,9 +288,10 @@ Result<http::Response> S3Client::Send(const std::string& method, const Target& t
 }
 
 Status S3Client::GetRange(const Target& target, uint64_t offset, uint64_t length, void* dst,
-                          const std::atomic<bool>& cancelled) const {
+                          const std::atomic<bool>& cancelled, const std::string& etag) const {
   http::Request req;
   req.url = target.url;
+  if (!etag.empty()) req.headers.push_back({"If-Match", etag});
   return http::GetRange(
       req, offset, length, dst, Signer(target),
       [](const http::Response& r) { return S3ErrorStatus(r, ""); }, http_options_, cancelled);

@@ -101,9 +101,11 @@ class S3Client {
                               const std::atomic<bool>* cancelled,
                               std::vector<http::Header> headers = {}) const;
 
-  // Ranged GET into dst (see http::GetRange); errors are S3ErrorStatus.
+  // Ranged GET into dst (see http::GetRange); errors are S3ErrorStatus. A non-empty
+  // `etag` pins the read to that version of the object (If-Match): an object replaced
+  // since is an error, never bytes of the new one at the old one's offsets.
   Status GetRange(const Target& target, uint64_t offset, uint64_t length, void* dst,
-                  const std::atomic<bool>& cancelled) const;
+                  const std::atomic<bool>& cancelled, const std::string& etag = "") const;
 
   const EndpointConfig& endpoint() const { return endpoint_; }
   const http::HttpOptions& http_options() const { return http_options_; }

@@ -58,7 +58,8 @@ Result<ListPage> ParseListPage(std::string_view xml) {
 }
 
 Result<std::vector<ObjectInfo>> ListObjects(const std::string& uri_prefix,
-                                            const StorageOptions& options, bool recursive) {
+                                            const StorageOptions& options, bool recursive,
+                                            const ListLimits& limits) {
   TS_ASSIGN_OR_RETURN(S3Location loc, ParseS3Uri(uri_prefix));
   std::string prefix = loc.key;
   if (!prefix.empty() && prefix.back() != '/') prefix.push_back('/');
@@ -70,7 +71,8 @@ Result<std::vector<ObjectInfo>> ListObjects(const std::string& uri_prefix,
   std::set<std::string> seen_tokens;
   std::string token;
   const std::string base = "s3://" + loc.bucket + "/";
-  while (true) {
+  const auto start = std::chrono::steady_clock::now();
+  for (size_t pages = 1;; ++pages) {
     std::vector<std::pair<std::string, std::string>> query = {
         {"list-type", "2"}, {"encoding-type", "url"}, {"max-keys", "1000"}};
     if (!prefix.empty()) query.emplace_back("prefix", prefix);
@@ -99,6 +101,11 @@ Result<std::vector<ObjectInfo>> ListObjects(const std::string& uri_prefix,
     if (page->next_token.empty() || !seen_tokens.insert(page->next_token).second) {
       return IoError(uri_prefix + ": " + what +
                      ": truncated listing without a new continuation token");
+    }
+    if (pages >= limits.max_pages || std::chrono::steady_clock::now() - start > limits.max_time) {
+      return IoError(uri_prefix + ": the listing did not end after " + std::to_string(pages) +
+                     " pages (" + std::to_string(out.size()) +
+                     " entries): the server keeps answering IsTruncated");
     }
     token = page->next_token;
   }

@@ -10,8 +10,13 @@ namespace {
 
 class S3Source final : public Source {
  public:
-  S3Source(std::string uri, std::shared_ptr<s3::S3Client> client, s3::Target target, uint64_t size)
-      : uri_(std::move(uri)), client_(std::move(client)), target_(std::move(target)), size_(size) {}
+  S3Source(std::string uri, std::shared_ptr<s3::S3Client> client, s3::Target target, uint64_t size,
+           std::string etag)
+      : uri_(std::move(uri)),
+        client_(std::move(client)),
+        target_(std::move(target)),
+        size_(size),
+        etag_(std::move(etag)) {}
 
   const std::string& uri() const override { return uri_; }
   uint64_t Size() const override { return size_; }
@@ -24,7 +29,7 @@ class S3Source final : public Source {
                              std::to_string(offset) + " is past the end of the object (" +
                              std::to_string(size_) + " bytes)");
     }
-    Status s = client_->GetRange(target_, offset, length, dst, cancelled);
+    Status s = client_->GetRange(target_, offset, length, dst, cancelled, etag_);
     if (!s.ok()) return s.WithContext(uri_);
     return s;
   }
@@ -34,6 +39,7 @@ class S3Source final : public Source {
   const std::shared_ptr<s3::S3Client> client_;
   const s3::Target target_;
   const uint64_t size_;
+  const std::string etag_;  // of the version the header was read from; "" if none
 };
 
 }  // namespace
@@ -75,8 +81,9 @@ Result<std::unique_ptr<Source>> OpenS3Source(const std::string& uri,
   if (end == length->c_str() || *end != '\0') {
     return IoError(uri + ": " + what + ": bad Content-Length '" + *length + "'");
   }
-  return std::unique_ptr<Source>(
-      new S3Source(uri, std::move(client), std::move(target), static_cast<uint64_t>(size)));
+  const std::string* etag = head->FindHeader("etag");
+  return std::unique_ptr<Source>(new S3Source(uri, std::move(client), std::move(target),
+                                              static_cast<uint64_t>(size), etag ? *etag : ""));
 }
 
 }  // namespace tensorstream
