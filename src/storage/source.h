@@ -64,6 +64,13 @@ class Source {
   // reach the file), or null when this source cannot be mapped (object stores, O_DIRECT).
   // The mapping stays valid as long as the returned pointer, also beyond the Source.
   virtual Result<std::shared_ptr<const FileMapping>> Map() { return {nullptr}; }
+
+  // Reading into buffers of the caller's (not mapping): a local file whose pages are
+  // mostly not in the page cache switches to O_DIRECT, so that a cold read is one DMA
+  // into the buffer rather than a read into the page cache plus a copy out of it.
+  // REQUIRES: no ReadAt in progress (called while planning); RequiredAlignment() may
+  // change. Other sources do nothing.
+  virtual void PreferDirectIfCold() {}
 };
 
 // A file's bytes mapped into memory (see Source::Map).

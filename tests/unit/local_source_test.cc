@@ -1,5 +1,6 @@
 // Local files at the edges: special files are refused without blocking, thousands of files
 // stream under a low descriptor limit, a file replaced mid-stream is an error.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -94,6 +95,34 @@ TEST(LocalSource, AFileReplacedWhileItsDescriptorWasClosedIsAnError) {
   const Status status = (*victim)->ReadAt(0, 100, buffer, cancelled);
   EXPECT_EQ(status.code(), StatusCode::kIoError);
   EXPECT_NE(status.message().find("replaced"), std::string::npos) << status.message();
+}
+
+TEST(LocalSource, AColdFileReadIntoBuffersSwitchesToDirectIo) {
+  TempDir dir("cold");
+  const std::string path = dir / "cold.bin";
+  const std::string data = testing::RandomBytes(80 << 20, 9);
+  WriteFile(path, data);
+  const int probe = ::open(path.c_str(), O_RDONLY | O_DIRECT);
+  const bool direct_supported = probe >= 0;  // tmpfs and some overlays refuse O_DIRECT
+  if (probe >= 0) ::close(probe);
+
+  auto warm = OpenSource(path, {});  // just written: in the page cache
+  ASSERT_TRUE(warm.ok());
+  (*warm)->PreferDirectIfCold();
+  EXPECT_EQ((*warm)->RequiredAlignment(), 1u);
+
+  const int fd = ::open(path.c_str(), O_RDONLY);  // evict the file's pages
+  ::fsync(fd);
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  ::close(fd);
+  auto cold = OpenSource(path, {});
+  ASSERT_TRUE(cold.ok());
+  (*cold)->PreferDirectIfCold();
+  EXPECT_EQ((*cold)->RequiredAlignment(), direct_supported ? 4096u : 1u);
+  std::string got(1 << 20, '\0');
+  const std::atomic<bool> never{false};
+  ASSERT_TRUE(ReadUnaligned(**cold, 12345, got.size(), got.data(), never).ok());
+  EXPECT_EQ(got, data.substr(12345, got.size()));
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <list>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 #include "common/text.h"
 
@@ -160,6 +161,14 @@ class LocalSource final : public Source {
   Status ReadAt(uint64_t offset, uint64_t length, void* dst,
                 const std::atomic<bool>& /*cancelled*/) override {
     TS_ASSIGN_OR_RETURN(const std::shared_ptr<const Fd> fd, Descriptor());
+    if (!direct_) {
+      // Starts the whole chunk's I/O at once. Many threads reading side by side defeat the
+      // kernel's sequential read-ahead (one window per open file); measured cold, this
+      // took buffered reads from 1.0-1.4 to 1.5-1.8 GB/s, level with the mapped mode, and
+      // costs nothing measurable when the pages are cached. Advisory: errors are ignored.
+      (void)::posix_fadvise(fd->get(), static_cast<off_t>(offset), static_cast<off_t>(length),
+                            POSIX_FADV_WILLNEED);
+    }
     auto* out = static_cast<char*>(dst);
     uint64_t done = 0;
     while (done < length) {
@@ -192,6 +201,19 @@ class LocalSource final : public Source {
     return Status::Ok();
   }
 
+  void PreferDirectIfCold() override {
+    if (direct_ || size_ < kMinDirectBytes || ResidentFraction() >= 0.5) return;
+    bool direct = true;
+    struct stat st {};
+    auto fd = OpenRegularFile(path_, &direct, &st);
+    if (!fd.ok() || !direct || st.st_ino != inode_ || st.st_dev != device_) {
+      if (fd.ok()) ::close(*fd);
+      return;  // no O_DIRECT here (tmpfs…), or the path names another file now: stay buffered
+    }
+    direct_ = true;
+    OpenFiles::Process().Insert(this, std::make_shared<const Fd>(*fd));
+  }
+
   // Called once, with the descriptor that opening the source used.
   void Adopt(int fd) { OpenFiles::Process().Insert(this, std::make_shared<const Fd>(fd)); }
 
@@ -215,13 +237,35 @@ class LocalSource final : public Source {
     return fd;
   }
 
+  // Smaller files are read buffered whatever their state: the cost of a cold read is
+  // small, and O_DIRECT's alignment would only add work.
+  static constexpr uint64_t kMinDirectBytes = 64ull << 20;
+
+  // The share of the file's pages in the page cache (mincore of a mapping; 1 when unknown).
+  double ResidentFraction() {
+    auto fd = Descriptor();
+    if (!fd.ok()) return 1;
+    void* data = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, (*fd)->get(), 0);
+    if (data == MAP_FAILED) return 1;
+    const long page = ::sysconf(_SC_PAGESIZE);
+    std::vector<unsigned char> resident((size_ + page - 1) / page);
+    double fraction = 1;
+    if (::mincore(data, size_, resident.data()) == 0) {
+      size_t in_cache = 0;
+      for (const unsigned char r : resident) in_cache += r & 1;
+      fraction = static_cast<double>(in_cache) / static_cast<double>(resident.size());
+    }
+    ::munmap(data, size_);
+    return fraction;
+  }
+
   const std::string uri_;
   const std::string path_;
   const dev_t device_;
   const ino_t inode_;
   const timespec changed_;  // st_ctim: any write or replacement changes it
   const uint64_t size_;
-  const bool direct_;
+  bool direct_;  // changes only in PreferDirectIfCold, before any read
 };
 
 }  // namespace
