@@ -55,7 +55,7 @@ TEST(LocalSource, ThousandsOfFilesUnderALowDescriptorLimit) {
   limit.rlim_cur = std::min<rlim_t>(limit.rlim_max, 256);
   ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &limit), 0);
   TempDir dir("many-files");
-  const int files = 3000;
+  const int files = 10000;
   Streamer streamer(StreamOptions{});
   for (int i = 0; i < files; ++i) {
     const std::string path = dir / ("shard-" + std::to_string(i) + ".safetensors");
@@ -95,6 +95,28 @@ TEST(LocalSource, AFileReplacedWhileItsDescriptorWasClosedIsAnError) {
   const Status status = (*victim)->ReadAt(0, 100, buffer, cancelled);
   EXPECT_EQ(status.code(), StatusCode::kIoError);
   EXPECT_NE(status.message().find("replaced"), std::string::npos) << status.message();
+}
+
+TEST(LocalSource, AFileThatShrinksWhileStreamingIsAnError) {
+  TempDir dir("shrinks");
+  const std::string path = dir / "m.safetensors";
+  WriteFile(path, SafetensorsImage({MakeTensor("a", "U8", {1 << 16}, 1),
+                                    MakeTensor("b", "U8", {1 << 16}, 2)}));
+  StreamOptions options;
+  options.map_files = false;  // private: read into buffers
+  Streamer streamer(options);
+  ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
+  ASSERT_EQ(::truncate(path.c_str(), 1000), 0);  // cut after the header was read
+  ASSERT_TRUE(streamer.Start().ok());
+  Status status;
+  while (status.ok()) {
+    auto next = streamer.Next();
+    if (!next.ok()) status = next.status();
+    if (next.ok() && *next == nullptr) break;
+  }
+  EXPECT_EQ(status.code(), StatusCode::kIoError);
+  EXPECT_NE(status.message().find("shrank"), std::string::npos) << status.message();
+  EXPECT_NE(status.message().find(path), std::string::npos) << status.message();
 }
 
 TEST(LocalSource, AColdFileReadIntoBuffersSwitchesToDirectIo) {
