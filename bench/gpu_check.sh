@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check, one run on a CUDA machine (the H200 device machine: no internet, so what
 # it needs travels with the working tree; prepare it here with bench/gpu_prepare.sh):
-#   1. builds the library and CLI there (local files only: -DTENSORSTREAM_WITH_S3=OFF,
+#   1. builds the library and CLI there (local files only: -DTENSORSTREAM_WITH_HTTP=OFF,
 #      header-only dependencies from .gpu-deps/include)
 #   2. runs the GPU tests (tests/gpu: bytes equal to safetensors' load_file on the GPU)
 #   3. benchmarks loading a ~8 GB Llama-shaped file into the GPU, warm and cold, against
@@ -21,7 +21,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 nproc; python3 -c "import torch; print('torch', torch.__version__, torch.version.cuda)"
 
 echo "== build"
-cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DTENSORSTREAM_WITH_S3=OFF \
+cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DTENSORSTREAM_WITH_HTTP=OFF \
   -DTENSORSTREAM_BUILD_TESTS=OFF -DCMAKE_CXX_FLAGS="-isystem $PWD/.gpu-deps/include" >/dev/null
 cmake --build build-gpu -j "$(nproc)" 2>&1 | tail -2
 export TENSORSTREAM_LIBRARY=$PWD/build-gpu/libtensorstream.so TENSORSTREAM_CLI=$PWD/build-gpu/tensorstream

@@ -65,7 +65,9 @@ install_python_package() {
 # points at a folder of links to every entry of the main venv's site-packages except our
 # own packages, so the reference's runai_model_streamer is the only one importable there.
 # Rebuilt only when REFERENCE_PACKAGES changes; needs ensure_venv first.
-REFERENCE_PACKAGES="runai-model-streamer==0.17.1 runai-model-streamer-s3==0.17.1 humanize==4.17.0"
+# Its GCS and Azure extras import google-cloud-storage and azure-* from the main venv.
+REFERENCE_PACKAGES="runai-model-streamer==0.17.1 runai-model-streamer-s3==0.17.1 \
+runai-model-streamer-gcs==0.17.1 runai-model-streamer-azure==0.17.0 humanize==4.17.0"
 TS_REFERENCE_VENV=${TENSORSTREAM_REFERENCE_VENV:-$TS_CACHE/reference-venv}
 TS_REFERENCE_PY=$TS_REFERENCE_VENV/bin/python
 ensure_reference_venv() {

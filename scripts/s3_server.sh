@@ -26,14 +26,13 @@ TEST_ACCESS_KEY=tensorstream-test-key
 TEST_SECRET_KEY=tensorstream-test-secret
 
 log() { echo "s3_server: $*" >&2; }
+source "$(dirname "${BASH_SOURCE[0]}")/server_common.sh"
 
 install() {
   if [[ -x $BIN && -f $BIN.version && $(cat "$BIN.version") == "$SEAWEEDFS_VERSION" ]]; then
     return 0
   fi
-  # The Go toolchain of these machines lives in /usr/local/go, not always on PATH.
-  command -v go >/dev/null || PATH=$PATH:/usr/local/go/bin
-  command -v go >/dev/null || { log "go is required to build SeaweedFS"; exit 1; }
+  require_go SeaweedFS
   mkdir -p "$CACHE/bin"
   # `go install module/weed@version` refuses modules whose go.mod has replace directives
   # (SeaweedFS has one), so build the downloaded module as the main module instead.
@@ -77,7 +76,7 @@ start() {
   install
   mkdir -p "$dir/data"
   dir=$(cd "$dir" && pwd)
-  if [[ -f $dir/weed.pid ]] && kill -0 "$(cat "$dir/weed.pid")" 2>/dev/null; then
+  if server_running "$dir" weed; then
     log "already running (pid $(cat "$dir/weed.pid"))"
     return 0
   fi
@@ -91,36 +90,16 @@ start() {
     > "$dir/weed.log" 2>&1 &
   echo $! > "$dir/weed.pid"
   echo "$dir" > "$STATE"
-  # Ready when the S3 port answers with an HTTP status and the filer accepts writes
-  # (checked by the caller's first upload; here only the port).
-  for _ in $(seq 1 120); do
-    if curl -s -o /dev/null -m 2 "http://127.0.0.1:$port/"; then
-      log "SeaweedFS S3 on http://127.0.0.1:$port (pid $(cat "$dir/weed.pid"), log $dir/weed.log)"
-      return 0
-    fi
-    if ! kill -0 "$(cat "$dir/weed.pid")" 2>/dev/null; then
-      log "weed exited; last log lines:"; tail -20 "$dir/weed.log" >&2; exit 1
-    fi
-    sleep 0.5
-  done
-  log "S3 port $port did not answer within 60 s"; tail -20 "$dir/weed.log" >&2
-  stop "$dir"
-  exit 1
+  # Ready when the S3 port answers with an HTTP status (whether the filer accepts writes
+  # yet is checked by the caller's first upload).
+  server_wait "$dir" weed "http://127.0.0.1:$port/"
+  log "SeaweedFS S3 on http://127.0.0.1:$port (pid $(cat "$dir/weed.pid"), log $dir/weed.log)"
 }
 
 stop() {
   local dir=${1:-}
   [[ -z $dir && -f $STATE ]] && dir=$(cat "$STATE")
-  [[ -n $dir && -f $dir/weed.pid ]] || { log "nothing to stop"; return 0; }
-  local pid
-  pid=$(cat "$dir/weed.pid")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "$pid"
-    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
-  fi
-  rm -f "$dir/weed.pid"
-  log "stopped"
+  server_stop "$dir" weed
 }
 
 env_lines() {
@@ -132,10 +111,4 @@ env_lines() {
   echo "export AWS_EC2_METADATA_DISABLED=true"
 }
 
-case ${1:-} in
-  install) install ;;
-  start) shift; start "$@" ;;
-  stop) shift; stop "$@" ;;
-  env) shift; env_lines "$@" ;;
-  *) echo "usage: $0 install | start PORT DIR | stop [DIR] | env PORT" >&2; exit 2 ;;
-esac
+server_main "$@"

@@ -7,10 +7,11 @@
 #   4. the pipeline tests under ThreadSanitizer                         (build-tsan/)
 #   5. the fuzzers (header parser, read planner, S3 replies), each for a bounded time over
 #      its kept corpus                                                   (build-fuzz/)
-#   6. S3 integration tests against a real S3 server on loopback
+#   6. the storage conformance suite, run once per store against real servers on loopback
+#      (local disk, S3 on SeaweedFS, GCS on fake-gcs-server), and the S3 integration tests
 # Set TS_TEST_ONLY to a space-separated subset (e.g. "unit python") to run fewer stages.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-stages=${TS_TEST_ONLY:-"unit python asan tsan fuzz s3"}
+stages=${TS_TEST_ONLY:-"unit python asan tsan fuzz stores"}
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 want() { [[ " $stages " == *" $1 "* ]]; }
 # The C++ suites run twice, each time in a random order and in parallel, so that a test
@@ -26,7 +27,7 @@ run_ctest() {
 export AWS_EC2_METADATA_DISABLED=true
 
 ensure_debian_packages
-if want python || want s3; then ensure_venv; fi
+if want python || want stores; then ensure_venv; fi
 if want python; then ensure_reference_venv; fi
 
 if want unit; then
@@ -74,11 +75,11 @@ if want fuzz; then
   done
 fi
 
-if want s3; then
-  log "S3 integration tests (SeaweedFS on loopback; built once into $TS_CACHE/bin)"
+if want stores; then
+  log "storage conformance suite (SeaweedFS and fake-gcs-server on loopback; built once into $TS_CACHE/bin)"
   [ -x "$REPO_ROOT/build/tests/tensorstream_tests" ] || build_tree "$REPO_ROOT/build"
   want python || install_python_package  # the front tests import the installed package
-  TENSORSTREAM_PYTHON=$TS_PY bash "$REPO_ROOT/tests/s3/run.sh" "$REPO_ROOT/build/tests/tensorstream_tests"
+  TENSORSTREAM_PYTHON=$TS_PY bash "$REPO_ROOT/tests/stores/run.sh" "$REPO_ROOT/build/tests/tensorstream_tests"
 fi
 
 log "all requested test stages passed: $stages"

@@ -77,6 +77,7 @@ struct StreamSettings {
   uint64_t chunk_bytes = 0;
   bool direct = false;
   std::string device = "cpu";
+  std::vector<std::string> storage;  // backend settings as "KEY=VALUE" (--set)
 };
 
 OptionsPtr MakeOptions(const StreamSettings& s) {
@@ -88,6 +89,14 @@ OptionsPtr MakeOptions(const StreamSettings& s) {
   if (s.chunk_bytes != 0) Check(tensorstream_options_set_chunk_bytes(raw, s.chunk_bytes));
   if (s.direct) Check(tensorstream_options_set_direct_io(raw, 1));
   Check(tensorstream_options_set_device(raw, s.device.c_str()));
+  for (const std::string& setting : s.storage) {
+    const size_t equals = setting.find('=');
+    if (equals == std::string::npos) {
+      throw CliError{"--set " + setting + ": expected KEY=VALUE (e.g. gcs.endpoint=URL)"};
+    }
+    Check(tensorstream_options_set(raw, setting.substr(0, equals).c_str(),
+                                   setting.c_str() + equals + 1));
+  }
   return options;
 }
 
@@ -135,8 +144,8 @@ ordered_json TensorTable(tensorstream_stream* stream, size_t index) {
   return tensors;
 }
 
-int Inspect(const std::string& file, bool as_json) {
-  StreamPtr stream = OpenStream({file}, StreamSettings{});
+int Inspect(const std::string& file, const StreamSettings& settings, bool as_json) {
+  StreamPtr stream = OpenStream({file}, settings);
   const char* metadata = nullptr;
   Check(tensorstream_stream_metadata_json(stream.get(), 0, &metadata));
   const ordered_json tensors = TensorTable(stream.get(), 0);
@@ -261,15 +270,15 @@ int Stream(const std::vector<std::string>& files, const StreamSettings& settings
   return 0;
 }
 
-ListingPtr List(const std::string& uri, bool recursive) {
-  OptionsPtr options = MakeOptions(StreamSettings{});
+ListingPtr List(const std::string& uri, const StreamSettings& settings, bool recursive) {
+  OptionsPtr options = MakeOptions(settings);
   tensorstream_listing* raw = nullptr;
   Check(tensorstream_list(options.get(), uri.c_str(), recursive ? 1 : 0, &raw));
   return ListingPtr(raw);
 }
 
-int Ls(const std::string& uri, bool recursive, bool as_json) {
-  ListingPtr listing = List(uri, recursive);
+int Ls(const std::string& uri, const StreamSettings& settings, bool recursive, bool as_json) {
+  ListingPtr listing = List(uri, settings, recursive);
   const size_t count = tensorstream_listing_count(listing.get());
   ordered_json entries = ordered_json::array();
   uint64_t total = 0;
@@ -298,8 +307,7 @@ int Ls(const std::string& uri, bool recursive, bool as_json) {
   for (const auto& e : entries) {
     const std::string path = Printable(e["path"].get<std::string>());
     if (e["is_directory"].get<bool>()) {
-      // Local subdirectories come without the '/' that S3 common prefixes end with.
-      std::printf("%14s  %s%s\n", "DIR", path.c_str(), path.ends_with('/') ? "" : "/");
+      std::printf("%14s  %s\n", "DIR", path.c_str());  // the path ends with '/'
     } else {
       std::printf("%14llu  %s\n", static_cast<unsigned long long>(e["bytes"].get<uint64_t>()),
                   path.c_str());
@@ -340,7 +348,7 @@ void ReportPullProgress(uint64_t bytes_done, void* user) {
 // before anything is written.
 int Pull(const std::string& uri, const std::string& dst, const std::vector<std::string>& include,
          const std::vector<std::string>& exclude, const StreamSettings& settings, bool as_json) {
-  ListingPtr listing = List(uri, true);
+  ListingPtr listing = List(uri, settings, true);
   std::vector<size_t> chosen;
   uint64_t total = 0;
   for (size_t i = 0; i < tensorstream_listing_count(listing.get()); ++i) {
@@ -389,6 +397,13 @@ int main(int argc, char** argv) {
   CLI::App app{"tensorstream: stream SafeTensors tensors from storage into memory"};
   app.set_version_flag("--version", std::string(tensorstream_version()));
   app.require_subcommand(1);
+  // Options of the program, accepted before or after the subcommand.
+  app.fallthrough();
+  std::vector<std::string> storage_settings;
+  app.add_option("--set", storage_settings,
+                 "backend setting KEY=VALUE, e.g. gcs.credential_file=PATH or "
+                 "s3.endpoint=URL (repeatable; wins over the environment)")
+      ->allow_extra_args(false);
 
   bool as_json = false;
   std::string inspect_file;
@@ -415,7 +430,7 @@ int main(int argc, char** argv) {
   std::string ls_uri;
   bool recursive = false;
   auto* ls = app.add_subcommand("ls", "list the files of a directory or object-store prefix");
-  ls->add_option("uri", ls_uri, "local directory or s3://bucket/prefix")->required();
+  ls->add_option("uri", ls_uri, "local directory or s3://, gs:// prefix")->required();
   ls->add_flag("--recursive,-r", recursive, "list every file below, not just this level");
   ls->add_flag("--json", as_json, "machine-readable output");
 
@@ -425,7 +440,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> exclude;
   StreamSettings pull_settings;
   auto* pull = app.add_subcommand("pull", "download every file below a prefix into a directory");
-  pull->add_option("uri", pull_uri, "local directory or s3://bucket/prefix")->required();
+  pull->add_option("uri", pull_uri, "local directory or s3://, gs:// prefix")->required();
   pull->add_option("dst", pull_dst, "destination directory (created if missing)")->required();
   // One glob per occurrence, so the positionals after it are not taken as more globs.
   pull->add_option("--include", include, "only paths matching this glob (repeatable)")
@@ -444,8 +459,9 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   try {
-    if (*inspect) return Inspect(inspect_file, as_json);
-    if (*ls) return Ls(ls_uri, recursive, as_json);
+    settings.storage = pull_settings.storage = storage_settings;
+    if (*inspect) return Inspect(inspect_file, settings, as_json);
+    if (*ls) return Ls(ls_uri, settings, recursive, as_json);
     if (*pull) return Pull(pull_uri, pull_dst, include, exclude, pull_settings, as_json);
     return Stream(stream_files, settings, verify, as_json);
   } catch (const CliError& e) {

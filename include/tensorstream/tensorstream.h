@@ -133,7 +133,13 @@ TENSORSTREAM_API int tensorstream_options_set_s3_credentials(
  *                 "private": tensors are bytes the library owns, immune to later changes
  *                            of the file (TENSORSTREAM_MMAP=0).
  *   s3.access_key_id, s3.secret_access_key, s3.session_token, s3.region, s3.endpoint
- *                 object-store settings; NULL unsets one. Never logged.
+ *                 S3 settings, before the AWS_* variables and profile files
+ *   gcs.credential_file  a service-account or authorized_user JSON file, before
+ *                 RUNAI_STREAMER_GCS_CREDENTIAL_FILE and GOOGLE_APPLICATION_CREDENTIALS
+ *   gcs.endpoint  e.g. http://127.0.0.1:4443 (an emulator), before
+ *                 CLOUD_STORAGE_EMULATOR_ENDPOINT and STORAGE_EMULATOR_HOST
+ *   gcs.anonymous 1: unauthenticated reads (RUNAI_STREAMER_GCS_USE_ANONYMOUS_CREDENTIALS)
+ *                 Storage settings ("<scheme>.<name>"): NULL unsets one; never logged.
  * INVALID_ARGUMENT, naming the key, for an unknown key or a bad value (options unchanged). */
 TENSORSTREAM_API int tensorstream_options_set(tensorstream_options* options, const char* key,
                                               const char* value);
@@ -300,12 +306,14 @@ TENSORSTREAM_API void tensorstream_tensor_keep(tensorstream_tensor* tensor);
 TENSORSTREAM_API void tensorstream_tensor_release(tensorstream_tensor* tensor);
 
 /* ----------------------------------------------------------------------------------------
- * Listing and downloading: a local directory or an object-store prefix (s3://bucket/dir).
+ * Listing and downloading: a local directory or an object-store prefix (s3://bucket/dir,
+ * gs://bucket/dir).
  * -------------------------------------------------------------------------------------- */
 typedef struct tensorstream_listing tensorstream_listing;
 
 /* Lists the files under `uri` (sorted by URI). recursive=0 also lists subdirectories /
- * common prefixes (is_directory = 1); recursive=1 lists every file below, files only. */
+ * common prefixes (is_directory = 1; their uri and relative path end with '/', for every
+ * backend); recursive=1 lists every file below, files only. */
 TENSORSTREAM_API int tensorstream_list(const tensorstream_options* options, const char* uri,
                                        int recursive, tensorstream_listing** out);
 TENSORSTREAM_API void tensorstream_listing_destroy(tensorstream_listing* listing);

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Iterable, Iterator, NamedTuple, Optional, Union
+from typing import Iterable, Iterator, Mapping, NamedTuple, Optional, Union
 
 from ._errors import NotFoundError, UnavailableError
 from ._stream import S3Credentials, Stream
@@ -75,7 +75,8 @@ def stream(paths: Paths, *, names: Optional[Iterable[str]] = None, device="cpu",
            concurrency: Optional[int] = None, chunk_bytes: Optional[int] = None,
            memory_limit: Optional[int] = None, direct_io: Optional[bool] = None,
            host_memory: Optional[str] = None,
-           s3_credentials: Optional[S3Credentials] = None) -> Iterator[tuple]:
+           s3_credentials: Optional[S3Credentials] = None,
+           storage: Optional[Mapping[str, Optional[str]]] = None) -> Iterator[tuple]:
     """Streams the tensors of SafeTensors files; yields ``(name, tensor)`` in completion order.
 
     Args:
@@ -96,7 +97,10 @@ def stream(paths: Paths, *, names: Optional[Iterable[str]] = None, device="cpu",
             with safetensors: no copy, but rewriting or truncating the file on disk later
             changes them or makes touching them fault (SIGBUS). "private": bytes of the
             library's own, immune to the file (copied once, in parallel by the readers).
-        s3_credentials: explicit object-store credentials.
+        s3_credentials: explicit S3 credentials (the drop-in's S3Credentials).
+        storage: backend settings by key, for any store: "s3.endpoint", "gcs.endpoint",
+            "gcs.credential_file", "gcs.anonymous"... (the C API's tensorstream_options_set
+            keys); they win over the environment.
 
     Headers are parsed, and bad files or names raise, when this function is called; read
     errors raise from the iteration. Each tensor owns its memory (no reuse), so it may be
@@ -105,7 +109,8 @@ def stream(paths: Paths, *, names: Optional[Iterable[str]] = None, device="cpu",
     opened = _open(paths, names, device, framework,
                    dict(concurrency=concurrency, chunk_bytes=chunk_bytes,
                         memory_limit=memory_limit, direct_io=direct_io,
-                        host_memory=host_memory, s3_credentials=s3_credentials))
+                        host_memory=host_memory, s3_credentials=s3_credentials,
+                        storage=storage))
     return _iterate(opened, progress)
 
 
@@ -229,8 +234,9 @@ def device_file_items(uri, infos: list, device: str, options: dict):
                 yield info.name, destinations.pop(tensor_index), info.nbytes
 
 
-def inspect(path: PathLike, *, s3_credentials: Optional[S3Credentials] = None) -> list:
+def inspect(path: PathLike, *, s3_credentials: Optional[S3Credentials] = None,
+            storage: Optional[Mapping[str, Optional[str]]] = None) -> list:
     """The tensors of one SafeTensors file as a list of TensorInfo, sorted by offset
     (reads only the header)."""
-    with Stream(s3_credentials=s3_credentials) as handle:
+    with Stream(s3_credentials=s3_credentials, storage=storage) as handle:
         return handle.tensors(handle.add_file(path))

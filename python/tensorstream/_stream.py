@@ -20,7 +20,7 @@ import threading
 import weakref
 from ctypes import byref, c_size_t
 from dataclasses import dataclass
-from typing import Iterable, Iterator, NamedTuple, Optional, Sequence
+from typing import Iterable, Iterator, Mapping, NamedTuple, Optional, Sequence
 
 from . import _capi, _tensors
 from ._errors import CancelledError, FailedPreconditionError
@@ -72,8 +72,11 @@ class Delivered(NamedTuple):
 
 
 def apply_options(options, *, concurrency=None, chunk_bytes=None, memory_limit=None,
-                  direct_io=None, host_memory=None, s3_credentials=None, device=None) -> None:
-    """Sets the keyword arguments that are not None on a ``tensorstream_options`` handle."""
+                  direct_io=None, host_memory=None, s3_credentials=None, storage=None,
+                  device=None) -> None:
+    """Sets the keyword arguments that are not None on a ``tensorstream_options`` handle.
+    ``storage``: backend settings by key ("gcs.credential_file": path, ...; a None value
+    removes one), applied after ``s3_credentials``."""
     settings = {"concurrency": concurrency, "chunk_bytes": chunk_bytes,
                 "memory_limit": memory_limit, "host_memory": host_memory}
     if direct_io is not None:
@@ -84,9 +87,10 @@ def apply_options(options, *, concurrency=None, chunk_bytes=None, memory_limit=N
                          "s3.session_token": s3_credentials.session_token,
                          "s3.region": s3_credentials.region_name,
                          "s3.endpoint": s3_credentials.endpoint})
+    settings.update(storage or {})
     lib = _capi.lib()
     for key, value in settings.items():
-        if value is not None or key.startswith("s3."):
+        if value is not None or "." in key:  # a backend setting set to None is removed
             _capi.check(lib.tensorstream_options_set(
                 options, key.encode(), None if value is None else str(value).encode()))
     if device is not None:
@@ -117,6 +121,7 @@ class Stream:
                  memory_limit: Optional[int] = None, direct_io: Optional[bool] = None,
                  host_memory: Optional[str] = None,
                  s3_credentials: Optional[S3Credentials] = None,
+                 storage: Optional[Mapping[str, Optional[str]]] = None,
                  device: Optional[str] = None) -> None:
         lib = _capi.lib()
         options = _capi.OptionsP()
@@ -125,6 +130,7 @@ class Stream:
             apply_options(options, concurrency=concurrency, chunk_bytes=chunk_bytes,
                           memory_limit=memory_limit, direct_io=direct_io,
                           host_memory=host_memory, s3_credentials=s3_credentials,
+                          storage=storage,
                           device=device)
             handle = _capi.StreamP()
             _capi.check(lib.tensorstream_stream_create(options, byref(handle)))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import os
 from ctypes import byref, c_uint64
-from typing import Callable, Iterable, List, NamedTuple, Optional
+from typing import Callable, Iterable, List, Mapping, NamedTuple, Optional
 
 from . import _capi
 from ._api import _progress_bar
@@ -25,7 +25,7 @@ class ListEntry(NamedTuple):
     path); ``path`` is the '/'-separated path below the listed directory (for object
     stores the key minus the prefix, untrusted: it may hold ".."); ``size`` in bytes (0 for
     directories); ``is_directory`` only in non-recursive listings (subdirectories, common
-    prefixes).
+    prefixes, whose ``uri`` and ``path`` end with "/" for every backend).
     """
 
     uri: str
@@ -56,7 +56,8 @@ class _Options:
 
 
 def list(uri, recursive: bool = False,  # noqa: A001 (tensorstream.list is the public name)
-         s3_credentials: Optional[S3Credentials] = None) -> List[ListEntry]:
+         s3_credentials: Optional[S3Credentials] = None,
+         storage: Optional[Mapping[str, Optional[str]]] = None) -> List[ListEntry]:
     """The files under a local directory or object-store prefix, sorted by URI.
 
     Not recursive: files and subdirectories (``is_directory``) directly under ``uri``.
@@ -67,7 +68,7 @@ def list(uri, recursive: bool = False,  # noqa: A001 (tensorstream.list is the p
     lib = _capi.lib()
     listing = _capi.ListingP()
     with _Options(concurrency=None, chunk_bytes=None, memory_limit=None,
-                  s3_credentials=s3_credentials) as options:
+                  s3_credentials=s3_credentials, storage=storage) as options:
         _capi.check(lib.tensorstream_list(options.handle, encode_path(uri), int(bool(recursive)),
                                           byref(listing)))
     try:
@@ -81,15 +82,17 @@ def list(uri, recursive: bool = False,  # noqa: A001 (tensorstream.list is the p
 
 
 def download(uri, dst_dir, path: str, *, progress: Optional[Callable[[int], None]] = None,
-             s3_credentials: Optional[S3Credentials] = None, concurrency: Optional[int] = None,
-             chunk_bytes: Optional[int] = None, memory_limit: Optional[int] = None) -> int:
+             s3_credentials: Optional[S3Credentials] = None,
+             storage: Optional[Mapping[str, Optional[str]]] = None,
+             concurrency: Optional[int] = None, chunk_bytes: Optional[int] = None,
+             memory_limit: Optional[int] = None) -> int:
     """Downloads ``uri`` to ``dst_dir``/``path`` (parent directories created) and returns
     the bytes written. ``path`` must stay inside ``dst_dir`` (InvalidArgumentError
     otherwise, before anything is written). ``progress(bytes_done)`` is called on this
     thread as chunks land; an exception it raises is raised once the file is complete.
     Options as in :func:`tensorstream.stream`."""
     with _Options(concurrency=concurrency, chunk_bytes=chunk_bytes, memory_limit=memory_limit,
-                  s3_credentials=s3_credentials) as options:
+                  s3_credentials=s3_credentials, storage=storage) as options:
         return _download(options, uri, dst_dir, path, progress)
 
 
@@ -136,8 +139,10 @@ def check_paths(paths: Iterable[str]) -> None:
 
 def pull(uri, dst, *, include: Optional[Iterable[str]] = None,
          exclude: Optional[Iterable[str]] = None, match: str = "path", progress: bool = False,
-         s3_credentials: Optional[S3Credentials] = None, concurrency: Optional[int] = None,
-         chunk_bytes: Optional[int] = None, memory_limit: Optional[int] = None) -> List[str]:
+         s3_credentials: Optional[S3Credentials] = None,
+         storage: Optional[Mapping[str, Optional[str]]] = None,
+         concurrency: Optional[int] = None, chunk_bytes: Optional[int] = None,
+         memory_limit: Optional[int] = None) -> List[str]:
     """Downloads every file below ``uri`` (recursive) that passes ``include``/``exclude``
     (see :func:`matches`) into ``dst``, keeping relative paths; returns those paths.
     ``match``: what the patterns see, "path" (the path below ``uri``) or "key" (an object's
@@ -157,13 +162,15 @@ def pull(uri, dst, *, include: Optional[Iterable[str]] = None,
             return entry.path
         return entry.uri.split("://", 1)[1].partition("/")[2]
 
-    entries = [e for e in list(uri, recursive=True, s3_credentials=s3_credentials)
+    entries = [e for e in list(uri, recursive=True, s3_credentials=s3_credentials,
+                                 storage=storage)
                if not e.path.endswith("/") and matches(subject(e), include, exclude)]
     check_paths(e.path for e in entries)
     bar = _progress_bar(sum(e.size for e in entries) if progress else None)
     try:
         with _Options(concurrency=concurrency, chunk_bytes=chunk_bytes,
-                      memory_limit=memory_limit, s3_credentials=s3_credentials) as options:
+                      memory_limit=memory_limit, s3_credentials=s3_credentials,
+                      storage=storage) as options:
             for entry in entries:
                 _download(options, entry.uri, dst, entry.path, _advance(bar))
     finally:

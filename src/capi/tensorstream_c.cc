@@ -298,18 +298,18 @@ int tensorstream_options_set_s3_credentials(tensorstream_options* options,
                                             const char* secret_access_key,
                                             const char* session_token, const char* region,
                                             const char* endpoint_url) {
-  auto assign = [](std::optional<std::string>& field, const char* value) {
-    if (value != nullptr)
-      field = value;
-    else
-      field.reset();
-  };
-  return UpdateOptions(options, [&](auto& o) {
-    assign(o.storage.s3.access_key_id, access_key_id);
-    assign(o.storage.s3.secret_access_key, secret_access_key);
-    assign(o.storage.s3.session_token, session_token);
-    assign(o.storage.s3.region, region);
-    assign(o.storage.s3.endpoint_url, endpoint_url);
+  return Guard([&]() -> Status {
+    if (options == nullptr) return NullArgument("options");
+    tensorstream::StreamOptions updated = options->options;
+    const std::pair<const char*, const char*> settings[] = {
+        {"s3.access_key_id", access_key_id}, {"s3.secret_access_key", secret_access_key},
+        {"s3.session_token", session_token}, {"s3.region", region},
+        {"s3.endpoint", endpoint_url}};
+    for (const auto& [key, value] : settings) {
+      TS_RETURN_IF_ERROR(tensorstream::SetOption(updated, key, value));
+    }
+    options->options = std::move(updated);
+    return Status::Ok();
   });
 }
 

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "common/text.h"
+#include "storage/backend.h"
 
 namespace tensorstream {
 
@@ -80,18 +81,6 @@ Result<bool> BoolValue(std::string_view key, const char* text) {
 
 using Setter = std::function<Status(StreamOptions&, const char*)>;
 
-// A setter for an optional string field: NULL unsets it.
-Setter StringField(std::optional<std::string> S3Config::*field) {
-  return [field](StreamOptions& o, const char* value) {
-    if (value != nullptr) {
-      o.storage.s3.*field = value;
-    } else {
-      (o.storage.s3.*field).reset();
-    }
-    return Status::Ok();
-  };
-}
-
 const std::map<std::string_view, Setter>& Setters() {
   static const auto* setters = new std::map<std::string_view, Setter>{
       {"concurrency",
@@ -131,11 +120,6 @@ const std::map<std::string_view, Setter>& Setters() {
          o.map_files = mode == "mapped";
          return Status::Ok();
        }},
-      {"s3.access_key_id", StringField(&S3Config::access_key_id)},
-      {"s3.secret_access_key", StringField(&S3Config::secret_access_key)},
-      {"s3.session_token", StringField(&S3Config::session_token)},
-      {"s3.region", StringField(&S3Config::region)},
-      {"s3.endpoint", StringField(&S3Config::endpoint_url)},
   };
   return *setters;
 }
@@ -143,13 +127,23 @@ const std::map<std::string_view, Setter>& Setters() {
 }  // namespace
 
 Status SetOption(StreamOptions& options, std::string_view key, const char* value) {
+  if (key.find('.') != std::string_view::npos) {  // a backend's setting: "s3.region"
+    TS_RETURN_IF_ERROR(CheckSettingKey(key));
+    if (value == nullptr) {
+      options.storage.settings.erase(std::string(key));
+    } else {
+      options.storage.settings[std::string(key)] = value;
+    }
+    return Status::Ok();
+  }
   const auto& setters = Setters();
   const auto it = setters.find(key);
   if (it == setters.end()) {
     std::string known;
     for (const auto& [name, setter] : setters)
       known += (known.empty() ? "" : ", ") + std::string(name);
-    return InvalidArgument("unknown option " + Quoted(key) + " (known: " + known + ")");
+    return InvalidArgument("unknown option " + Quoted(key) + " (known: " + known +
+                           ", and the backends' settings such as s3.region)");
   }
   StreamOptions updated = options;
   TS_RETURN_IF_ERROR(it->second(updated, value));

@@ -37,8 +37,8 @@ struct StreamOptions {
 
 // Sets one option by name from its text (the C API's tensorstream_options_set): keys
 // concurrency, chunk_bytes, memory_limit, direct_io, host_memory ("mapped" | "private"),
-// s3.access_key_id, s3.secret_access_key, s3.session_token, s3.region, s3.endpoint
-// (NULL unsets an s3.* value). Leaves `options` unchanged unless the result validates.
+// and the settings the storage backends declare ("s3.region", "gcs.credential_file"…;
+// NULL unsets one). Leaves `options` unchanged unless the result validates.
 Status SetOption(StreamOptions& options, std::string_view key, const char* value);
 
 // Checks ranges (concurrency 1..1024, chunk 4 KiB..1 GiB or 0, limit >= -1).

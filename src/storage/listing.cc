@@ -1,76 +1,16 @@
 #include "storage/listing.h"
 
 #include <algorithm>
-#include <cerrno>
-#include <filesystem>
-#include <system_error>
-
-#ifdef TENSORSTREAM_WITH_S3
-#include "storage/s3/s3_list.h"
-#endif
 
 namespace tensorstream {
 
-namespace {
-
-namespace fs = std::filesystem;
-
-Result<std::vector<ObjectInfo>> ListLocal(const std::string& uri, bool recursive) {
-  constexpr std::string_view kFile = "file://";
-  const std::string dir = uri.rfind(kFile, 0) == 0 ? uri.substr(kFile.size()) : uri;
-  std::error_code ec;
-  const fs::file_status st = fs::status(dir, ec);
-  if (ec || !fs::exists(st)) {
-    return ErrnoStatus(ec ? ec.value() : ENOENT, uri + ": cannot list directory");
-  }
-  if (!fs::is_directory(st)) return InvalidArgument(uri + ": not a directory");
-
-  // uri + "/" + relative, without doubling a trailing '/'.
-  const std::string base = (!uri.empty() && uri.back() == '/') ? uri : uri + "/";
-  std::vector<ObjectInfo> out;
-  auto add = [&](const fs::directory_entry& entry) -> Status {
-    std::error_code e;
-    const std::string rel = entry.path().lexically_relative(dir).generic_string();
-    const fs::file_status s = entry.status(e);  // follows symbolic links
-    if (e) return Status::Ok();                 // dangling link: not a file
-    if (fs::is_regular_file(s)) {
-      const uintmax_t size = entry.file_size(e);
-      if (e) return ErrnoStatus(e.value(), base + rel + ": cannot stat");
-      out.push_back({base + rel, rel, static_cast<uint64_t>(size), false});
-    } else if (fs::is_directory(s) && !recursive) {
-      out.push_back({base + rel, rel, 0, true});
-    }
-    return Status::Ok();
-  };
-  if (recursive) {
-    fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec);
-    for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      TS_RETURN_IF_ERROR(add(*it));
-    }
-  } else {
-    fs::directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec);
-    for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
-      TS_RETURN_IF_ERROR(add(*it));
-    }
-  }
-  if (ec) return ErrnoStatus(ec.value(), uri + ": cannot list directory");
-  std::sort(out.begin(), out.end(),
+std::vector<ObjectInfo> SortedListing(std::vector<ObjectInfo> entries) {
+  std::sort(entries.begin(), entries.end(),
             [](const ObjectInfo& a, const ObjectInfo& b) { return a.uri < b.uri; });
-  return out;
-}
-
-}  // namespace
-
-Result<std::vector<ObjectInfo>> ListUri(const std::string& uri,
-                                        [[maybe_unused]] const StorageOptions& options,
-                                        bool recursive) {
-  if (uri.empty()) return InvalidArgument("empty path");
-  const std::string scheme = UriScheme(uri);
-  if (scheme.empty()) return ListLocal(uri, recursive);
-#ifdef TENSORSTREAM_WITH_S3
-  if (scheme == "s3") return s3::ListObjects(uri, options, recursive);
-#endif
-  return InvalidArgument(uri + ": listing is not supported for '" + scheme + "://' URIs");
+  entries.erase(std::unique(entries.begin(), entries.end(),
+                            [](const ObjectInfo& a, const ObjectInfo& b) { return a.uri == b.uri; }),
+                entries.end());
+  return entries;
 }
 
 }  // namespace tensorstream

@@ -1,34 +1,46 @@
-// The scheme registry: maps a URI's scheme to the backend that opens it. Backends are
-// listed here explicitly (rather than self-registering from static initialisers) so a
-// static link can never silently drop one.
-#include <string_view>
+// The backends, listed here explicitly (rather than self-registering from static
+// initialisers) so that a static link can never silently drop one.
+#include <array>
 
+#include "common/text.h"
+#include "storage/backend.h"
 #include "storage/local/local_source.h"
-#ifdef TENSORSTREAM_WITH_S3
-#include "storage/s3/s3_source.h"
+#ifdef TENSORSTREAM_WITH_HTTP
+#include "storage/gcs/gcs_backend.h"
+#include "storage/s3/s3_backend.h"
 #endif
-#include "storage/source.h"
 
 namespace tensorstream {
 
 namespace {
 
-using Opener = Result<std::unique_ptr<Source>> (*)(const std::string& uri,
-                                                   const StorageOptions& options);
-
-struct SchemeEntry {
-  std::string_view scheme;
-  Opener open;
-};
-
-constexpr SchemeEntry kSchemes[] = {
-    {"", &OpenLocalSource},
-#ifdef TENSORSTREAM_WITH_S3
-    {"s3", &OpenS3Source},
+const std::array kBackends = {
+    &kLocalBackend,
+#ifdef TENSORSTREAM_WITH_HTTP
+    &s3::kS3Backend,
+    &gcs::kGcsBackend,
 #endif
 };
 
 }  // namespace
+
+const Backend* FindBackend(std::string_view scheme) {
+  for (const Backend* backend : kBackends) {
+    if (backend->scheme == scheme) return backend;
+  }
+  return nullptr;
+}
+
+Status CheckSettingKey(std::string_view key) {
+  std::string known;
+  for (const Backend* backend : kBackends) {
+    for (const std::string_view setting : backend->settings) {
+      if (setting == key) return Status::Ok();
+      known += (known.empty() ? "" : ", ") + std::string(setting);
+    }
+  }
+  return InvalidArgument("unknown setting " + Quoted(key) + " (known: " + known + ")");
+}
 
 std::string UriScheme(const std::string& uri) {
   const size_t colon = uri.find("://");
@@ -41,10 +53,23 @@ std::string UriScheme(const std::string& uri) {
 Result<std::unique_ptr<Source>> OpenSource(const std::string& uri, const StorageOptions& options) {
   if (uri.empty()) return InvalidArgument("empty path");
   const std::string scheme = UriScheme(uri);
-  for (const SchemeEntry& entry : kSchemes) {
-    if (entry.scheme == scheme) return entry.open(uri, options);
+  const Backend* backend = FindBackend(scheme);
+  if (backend == nullptr) {
+    return InvalidArgument(Printable(uri) + ": unsupported URI scheme '" + scheme + "://'");
   }
-  return InvalidArgument(uri + ": unsupported URI scheme '" + scheme + "://'");
+  return backend->open(uri, options);
+}
+
+Result<std::vector<ObjectInfo>> ListUri(const std::string& uri, const StorageOptions& options,
+                                        bool recursive) {
+  if (uri.empty()) return InvalidArgument("empty path");
+  const std::string scheme = UriScheme(uri);
+  const Backend* backend = FindBackend(scheme);
+  if (backend == nullptr || backend->list == nullptr) {
+    return InvalidArgument(Printable(uri) + ": listing is not supported for '" + scheme +
+                           "://' URIs");
+  }
+  return backend->list(uri, options, recursive);
 }
 
 }  // namespace tensorstream

@@ -9,6 +9,14 @@
 
 namespace tensorstream {
 
+Status CheckReadWithinObject(const std::string& uri, uint64_t size, uint64_t offset,
+                             uint64_t length) {
+  if (offset <= size && length <= size - offset) return Status::Ok();
+  return InvalidArgument(uri + ": read of " + std::to_string(length) + " bytes at offset " +
+                         std::to_string(offset) + " is past the end of the object (" +
+                         std::to_string(size) + " bytes)");
+}
+
 Status ReadUnaligned(Source& source, uint64_t offset, uint64_t length, void* dst,
                      const std::atomic<bool>& cancelled) {
   const uint64_t align = source.RequiredAlignment();

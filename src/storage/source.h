@@ -7,29 +7,33 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "common/status.h"
 
 namespace tensorstream {
 
-// Explicit object-store credentials and addressing, as given by the caller. Unset fields
-// fall back to the environment / profile files / instance metadata in the backend.
-// Never logged and never part of an error message.
-struct S3Config {
-  std::optional<std::string> access_key_id;
-  std::optional<std::string> secret_access_key;
-  std::optional<std::string> session_token;
-  std::optional<std::string> region;
-  std::optional<std::string> endpoint_url;
-};
-
 // Options that travel from the caller to whichever backend opens a URI.
 struct StorageOptions {
   bool direct_io = false;  // local files: read with O_DIRECT (page cache bypassed)
-  S3Config s3;
+  // Per-backend settings by key, "<scheme>.<name>" ("s3.region", "gcs.credential_file"),
+  // as the caller gave them (tensorstream_options_set); each backend declares the keys it
+  // reads (storage/backend.h) and falls back to the environment for the others. Values
+  // may be secrets: never logged, never part of an error message.
+  std::map<std::string, std::string, std::less<>> settings;
+
+  // The setting `key`, or nullopt when the caller gave none (an empty value counts as
+  // none, so that "" can clear a setting from Python or C).
+  std::optional<std::string> Setting(std::string_view key) const {
+    const auto it = settings.find(key);
+    if (it == settings.end() || it->second.empty()) return std::nullopt;
+    return it->second;
+  }
 };
 
 class FileMapping;
@@ -95,11 +99,16 @@ class FileMapping {
 
 // ReadAt for callers with arbitrary offsets and lengths (headers, tests): when the source
 // needs alignment, reads the covering aligned window into a temporary buffer and copies.
+// OK when [offset, offset + length) lies within an object of `size` bytes; otherwise
+// kInvalidArgument naming `uri` and the range (what an object store's ReadAt checks first).
+Status CheckReadWithinObject(const std::string& uri, uint64_t size, uint64_t offset,
+                             uint64_t length);
+
 Status ReadUnaligned(Source& source, uint64_t offset, uint64_t length, void* dst,
                      const std::atomic<bool>& cancelled);
 
-// Opens `uri`: a local path, file://path, or an object-store URI whose scheme a backend
-// registered (s3://…). Errors: kNotFound, kPermissionDenied, kInvalidArgument for an
+// Opens `uri` through the backend of its scheme (storage/backend.h): a local path,
+// file://path, s3://, gs://… Errors: kNotFound, kPermissionDenied, kInvalidArgument for an
 // unknown scheme, each naming the URI.
 Result<std::unique_ptr<Source>> OpenSource(const std::string& uri, const StorageOptions& options);
 

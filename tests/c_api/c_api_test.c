@@ -199,7 +199,7 @@ int main(void) {
   tensorstream_listing* listing = NULL;
   EXPECT(tensorstream_list(options, dst, 0, &listing) == TENSORSTREAM_OK);
   EXPECT(tensorstream_listing_count(listing) == 1);
-  EXPECT(strcmp(tensorstream_listing_relative(listing, 0), "nested") == 0);
+  EXPECT(strcmp(tensorstream_listing_relative(listing, 0), "nested/") == 0);
   EXPECT(tensorstream_listing_is_directory(listing, 0) == 1);
   tensorstream_listing_destroy(listing);
   EXPECT(tensorstream_list(options, dst, 1, &listing) == TENSORSTREAM_OK);

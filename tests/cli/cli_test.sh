@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Drives the tensorstream CLI end to end: exit codes, one-line errors naming the file,
 # --verify, --json, memory limits, ls and pull on local directories (the S3 side is in
-# tests/s3/). Usage: cli_test.sh CLI MAKE_FIXTURE (works in a fresh temporary directory)
+# tests/stores/). Usage: cli_test.sh CLI MAKE_FIXTURE (works in a fresh temporary directory)
 set -u
 cli=$1 fixture=$2
 work=$(mktemp -d "${TMPDIR:-/tmp}/tensorstream-cli-XXXXXX")
@@ -133,7 +133,7 @@ expect_error "ls missing" "$tree/nope" "$cli" ls "$tree/nope"
 expect_error "ls a file" "not a directory" "$cli" ls "$tree/config.json"
 expect_error "pull missing" "$tree/nope" "$cli" pull "$tree/nope" "$work/pulled_none"
 [ ! -e "$work/pulled_none" ] && pass || fail "pull of a missing source created its destination"
-expect_error "ls gs" "listing is not supported" "$cli" ls gs://bucket/model
+expect_error "ls unknown scheme" "listing is not supported" "$cli" ls xyz://bucket/model
 # A name that is not a plain relative path (a backslash) is refused, not written.
 odd=$work/odd_tree
 mkdir -p "$odd" && echo x > "$odd/a\b.bin"

@@ -1,7 +1,7 @@
 """tensorstream.list / download / pull on local directories, and the refusal of object keys
 that would leave the destination (served by a fake S3 listing on loopback, since real S3
 servers such as SeaweedFS refuse to store keys with ".." segments). The real-server side
-is tests/s3/test_python_s3.py."""
+is tests/stores/test_python_s3.py."""
 from __future__ import annotations
 
 import http.server
@@ -40,7 +40,7 @@ def test_list_levels(tree):
     src, files = tree
     top = tensorstream.list(src)
     assert [(e.path, e.is_directory) for e in top] == [
-        ("a.safetensors", False), ("config.json", False), ("empty_dir", True), ("sub", True)]
+        ("a.safetensors", False), ("config.json", False), ("empty_dir/", True), ("sub/", True)]
     assert top[0].uri == str(src / "a.safetensors") and top[0].size == 300_000
     everything = tensorstream.list(str(src), recursive=True)
     assert {e.path: e.size for e in everything} == {k: len(v) for k, v in files.items()}
@@ -54,8 +54,8 @@ def test_list_errors(tmp_path):
     (tmp_path / "f").write_bytes(b"x")
     with pytest.raises(tensorstream.InvalidArgumentError, match="not a directory"):
         tensorstream.list(tmp_path / "f")
-    with pytest.raises(tensorstream.InvalidArgumentError, match="gs://"):
-        tensorstream.list("gs://bucket/model")
+    with pytest.raises(tensorstream.InvalidArgumentError, match="not supported for 'hdfs://'"):
+        tensorstream.list("hdfs://bucket/model")
 
 
 def test_download_nested_with_progress(tree, tmp_path):

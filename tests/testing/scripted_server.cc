@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 
@@ -103,6 +104,17 @@ void ScriptedServer::Serve(int fd) {
     req.method = req.head.substr(0, sp1);
     req.path = req.head.substr(sp1 + 1, sp2 - sp1 - 1);
     req.range = req.Header("Range");
+    const size_t length = std::strtoul(req.Header("Content-Length").c_str(), nullptr, 10);
+    while (buffer.size() < length) {
+      const ssize_t n = ::recv(fd, chunk, sizeof(chunk), 0);
+      if (n <= 0) {
+        ::close(fd);
+        return;
+      }
+      buffer.append(chunk, static_cast<size_t>(n));
+    }
+    req.body = buffer.substr(0, length);
+    buffer.erase(0, length);
     int index;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -153,12 +165,41 @@ bool Send206(int fd, const SeenRequest& req, const std::string& object,
   return true;
 }
 
-bool SendError(int fd, int status, const std::string& code, const std::string& message) {
-  const std::string body = "<?xml version=\"1.0\"?><Error><Code>" + code + "</Code><Message>" +
-                           message + "</Message></Error>";
-  SendAll(fd, "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Type: application/xml\r\n" +
-                  "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+bool SendReply(int fd, int status, const std::string& content_type, const std::string& body,
+               const std::string& extra_headers) {
+  SendAll(fd, "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Type: " + content_type +
+                  "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" + extra_headers +
+                  "\r\n" + body);
   return true;
+}
+
+bool SendError(int fd, int status, const std::string& code, const std::string& message) {
+  return SendReply(fd, status, "application/xml",
+                   "<?xml version=\"1.0\"?><Error><Code>" + code + "</Code><Message>" + message +
+                       "</Message></Error>");
+}
+
+std::string FormField(const std::string& body, const std::string& name) {
+  size_t at = 0;
+  while (at < body.size()) {
+    const size_t end = std::min(body.find('&', at), body.size());
+    const std::string pair = body.substr(at, end - at);
+    if (pair.rfind(name + "=", 0) == 0) {
+      std::string value;
+      for (size_t i = name.size() + 1; i < pair.size(); ++i) {
+        if (pair[i] == '%' && i + 2 < pair.size()) {
+          value.push_back(
+              static_cast<char>(std::strtol(pair.substr(i + 1, 2).c_str(), nullptr, 16)));
+          i += 2;
+        } else {
+          value.push_back(pair[i] == '+' ? ' ' : pair[i]);
+        }
+      }
+      return value;
+    }
+    at = end + 1;
+  }
+  return "";
 }
 
 }  // namespace tensorstream::testing

@@ -21,6 +21,7 @@ struct SeenRequest {
   std::string path;   // the request target exactly as sent (query included)
   std::string range;  // the Range header's value, "" when absent
   std::string head;   // the request line and headers, as received
+  std::string body;   // Content-Length bytes after the headers
 
   // The value of header `name` (case-insensitive), or "".
   std::string Header(std::string_view name) const;
@@ -73,7 +74,14 @@ std::pair<uint64_t, uint64_t> ParseRange(const std::string& range);
 bool Send206(int fd, const SeenRequest& req, const std::string& object,
              std::optional<size_t> cut_after = std::nullopt, const std::string& extra_headers = "");
 
-// An S3-style XML error reply.
+// A complete reply with `body`; `extra_headers` are whole lines ("Name: value\r\n").
+bool SendReply(int fd, int status, const std::string& content_type, const std::string& body,
+               const std::string& extra_headers = "");
+
+// An S3- or Azure-style XML error reply.
 bool SendError(int fd, int status, const std::string& code, const std::string& message);
+
+// The value of `name` in an application/x-www-form-urlencoded body, decoded; "" when absent.
+std::string FormField(const std::string& body, const std::string& name);
 
 }  // namespace tensorstream::testing

@@ -1,4 +1,4 @@
-"""Helpers shared by the Python test suites (tests/python, tests/s3): random tensors, byte
+"""Helpers shared by the Python test suites (tests/python, tests/stores): random tensors, byte
 comparison against safetensors' own loader, and reading back a written directory tree."""
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 // CheckRelativePath (what keeps pull inside its destination whatever the object keys are)
 // and Download of local files: byte-exact, nested directories, progress, and no file left
 // behind under either name when a download fails. The S3 side runs in
-// s3_integration_test.cc and tests/s3/test_python_s3.py against a server.
+// s3_integration_test.cc and tests/stores/test_python_s3.py against a server.
 #include "pipeline/download.h"
 
 #include <gtest/gtest.h>

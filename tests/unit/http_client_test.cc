@@ -62,6 +62,37 @@ TEST(HttpClient, RangedGetIsByteExactAndReusesTheConnection) {
   EXPECT_EQ(server.connections(), 1u);  // one thread, one kept-alive connection
 }
 
+TEST(HttpClient, ConcurrentThreadsAndLaterThreadsShareThePooledConnections) {
+  const std::string object = TestObject(1 << 20);
+  ScriptedServer server(
+      [&](int fd, const SeenRequest& req, int) { return Send206(fd, req, object); });
+  constexpr int kThreads = 8;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < kThreads; ++t) {
+    readers.emplace_back([&, t] {
+      std::string got;
+      for (int i = 0; i < 25; ++i) {
+        const uint64_t offset = static_cast<uint64_t>(t * 4099 + i * 257);
+        if (!Get(server, offset, 65536, &got).ok() || got != object.substr(offset, 65536)) {
+          ++failures;
+        }
+      }
+    });
+  }
+  for (auto& reader : readers) reader.join();
+  EXPECT_EQ(failures.load(), 0);
+  const size_t opened = server.connections();
+  EXPECT_LE(opened, static_cast<size_t>(kThreads));  // at most one per request in flight
+  // A thread started after the others exited reuses one of their connections.
+  std::thread later([&] {
+    std::string got;
+    EXPECT_TRUE(Get(server, 0, 100, &got).ok());
+  });
+  later.join();
+  EXPECT_EQ(server.connections(), opened);
+}
+
 TEST(HttpClient, ResumesFromTheLastByteAfterACutMidBody) {
   const std::string object = TestObject(300000);
   ScriptedServer server([&](int fd, const SeenRequest& req, int index) {
@@ -99,14 +130,57 @@ TEST(HttpClient, Persistent503FailsAfterTheBudgetWithTheServersMessage) {
   });
   std::string got;
   HttpOptions o = FastOptions();
-  o.max_retries = 3;
+  o.max_retries = 3;  // throttling does not use up the count: the attempts do
+  o.max_attempts = 9;
   const Status s = Get(server, 0, 10, &got, o);
   EXPECT_EQ(s.code(), StatusCode::kUnavailable);
   EXPECT_NE(s.message().find("SlowDown"), std::string::npos) << s.message();
-  EXPECT_NE(s.message().find("after 4 attempts"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("after 9 attempts"), std::string::npos) << s.message();
   EXPECT_NE(s.message().find(server.url()), std::string::npos) << s.message();
-  EXPECT_EQ(server.requests().size(), 4u);
+  EXPECT_EQ(server.requests().size(), 9u);
   EXPECT_EQ(server.connections(), 1u);  // one thread, one kept-alive connection
+}
+
+TEST(HttpClient, AThrottlingStormIsRiddenOutUntilTheTimeBudget) {
+  ScriptedServer server([&](int fd, const SeenRequest&, int) {
+    return SendError(fd, 429, "TooManyRequests", "Slow down.");
+  });
+  std::string got;
+  HttpOptions o = FastOptions();
+  o.max_retries = 1;
+  o.retry_budget_ms = 300;
+  const auto start = std::chrono::steady_clock::now();
+  const Status s = Get(server, 0, 10, &got, o);
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(300));
+  EXPECT_GT(server.requests().size(), 2u);  // more than max_retries allows for other errors
+}
+
+TEST(HttpClient, A500IsRetriedOnlyMaxRetriesTimes) {
+  ScriptedServer server([&](int fd, const SeenRequest&, int) {
+    return SendError(fd, 500, "InternalError", "We encountered an internal error.");
+  });
+  std::string got;
+  HttpOptions o = FastOptions();
+  o.max_retries = 2;
+  const Status s = Get(server, 0, 10, &got, o);
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.message();
+  EXPECT_EQ(server.requests().size(), 3u);
+}
+
+TEST(HttpClient, TheRetryBudgetComesFromTheEnvironment) {
+  using Vars = std::map<std::string, std::string>;
+  EXPECT_EQ(OptionsFromEnvironment(MapEnvironment(Vars{{"TENSORSTREAM_HTTP_RETRY_BUDGET_MS", "2500"}}))
+                .retry_budget_ms,
+            2500);
+  EXPECT_EQ(OptionsFromEnvironment(MapEnvironment(Vars{{"TENSORSTREAM_HTTP_RETRY_BUDGET_MS", "-1"}}))
+                .retry_budget_ms,
+            HttpOptions{}.retry_budget_ms);
+  EXPECT_EQ(OptionsFromEnvironment(MapEnvironment(Vars{{"TENSORSTREAM_HTTP_STALL_SECONDS", "3"}}))
+                .low_speed_time_s,
+            3);
+  EXPECT_NE(OptionsKey(MapEnvironment(Vars{{"TENSORSTREAM_HTTP_RETRY_BUDGET_MS", "1"}})),
+            OptionsKey(MapEnvironment(Vars{{"TENSORSTREAM_HTTP_RETRY_BUDGET_MS", "2"}})));
 }
 
 TEST(HttpClient, NotFoundFailsFast) {

@@ -1,6 +1,6 @@
 // Cross-checks our S3 signing with botocore's (the signer of boto3 and the AWS CLI): the
 // same requests, credentials and pinned time must give the same Authorization header.
-// Runs tests/s3/botocore_sign.py with the Python named by TENSORSTREAM_PYTHON (default:
+// Runs tests/stores/botocore_sign.py with the Python named by TENSORSTREAM_PYTHON (default:
 // the project venv); skipped when that Python or botocore is missing.
 #include <gtest/gtest.h>
 
@@ -24,8 +24,9 @@ std::string PythonPath() {
 }
 
 std::filesystem::path ScriptPath() {
-  // This file is tests/unit/s3_botocore_test.cc; the script is tests/s3/botocore_sign.py.
-  return std::filesystem::path(__FILE__).parent_path().parent_path() / "s3" / "botocore_sign.py";
+  // This file is tests/unit/s3_botocore_test.cc; the script is tests/stores/botocore_sign.py.
+  return std::filesystem::path(__FILE__).parent_path().parent_path() / "stores" /
+         "botocore_sign.py";
 }
 
 // Runs the script on `input`; nullopt when the Python environment is absent (the test then

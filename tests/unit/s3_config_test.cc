@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "safetensors_writer.h"
+#include "storage/http/xml.h"
 #include "storage/s3/credentials.h"
 #include "storage/s3/s3_client.h"
 #include "storage/s3/s3_list.h"
@@ -246,8 +247,8 @@ TEST(S3Errors, MapsStatusAndQuotesTheServer) {
   EXPECT_NE(s.message().find("eu-north-1"), std::string::npos);
 }
 
-TEST(S3Xml, Unescape) {
-  EXPECT_EQ(XmlUnescape("a&lt;b&gt;&quot;&apos;&amp;&#65;&#x42;&#x1234;&bogus;&"),
+TEST(Xml, Unescape) {
+  EXPECT_EQ(http::XmlUnescape("a&lt;b&gt;&quot;&apos;&amp;&#65;&#x42;&#x1234;&bogus;&"),
             "a<b>\"'&AB\xE1\x88\xB4&bogus;&");
 }
 

@@ -25,10 +25,10 @@ using testing::SendAll;
 
 StorageOptions Storage(const ScriptedServer& server) {
   StorageOptions o;
-  o.s3.endpoint_url = server.url("");
-  o.s3.access_key_id = "AKIDEXAMPLE";
-  o.s3.secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
-  o.s3.region = "us-east-1";
+  o.settings = {{"s3.endpoint", server.url("")},
+                {"s3.access_key_id", "AKIDEXAMPLE"},
+                {"s3.secret_access_key", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"},
+                {"s3.region", "us-east-1"}};
   return o;
 }
 
@@ -128,7 +128,7 @@ TEST(S3HostileServer, AListingThatNeverEndsIsBounded) {
                     body);
     return true;
   });
-  s3::ListLimits limits;
+  ListLimits limits;
   limits.max_pages = 50;
   auto listing = s3::ListObjects("s3://bucket/model", Storage(server), true, limits);
   ASSERT_FALSE(listing.ok());

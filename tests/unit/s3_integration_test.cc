@@ -1,6 +1,6 @@
 // S3Source and listing against a real S3 server (SeaweedFS) and a fault-injecting proxy on
-// loopback. Skipped unless TENSORSTREAM_TEST_S3_ENDPOINT is set; tests/s3/run.sh
-// starts the server and the proxy, uploads the fixtures (tests/s3/setup_fixtures.py) and
+// loopback. Skipped unless TENSORSTREAM_TEST_S3_ENDPOINT is set; tests/stores/run.sh
+// starts the server and the proxy, uploads the fixtures (tests/stores/setup_fixtures.py) and
 // runs these with:
 //   TENSORSTREAM_TEST_S3_ENDPOINT        http://127.0.0.1:PORT
 //   TENSORSTREAM_TEST_S3_BUCKET          the fixture bucket
@@ -81,10 +81,10 @@ class S3Integration : public testing::Test {
   // Options naming the server and the good credentials explicitly.
   StorageOptions Explicit(const std::string& endpoint) const {
     StorageOptions o;
-    o.s3.endpoint_url = endpoint;
-    o.s3.access_key_id = key_id_;
-    o.s3.secret_access_key = secret_;
-    o.s3.region = "us-east-1";
+    o.settings = {{"s3.endpoint", endpoint},
+                  {"s3.access_key_id", key_id_},
+                  {"s3.secret_access_key", secret_},
+                  {"s3.region", "us-east-1"}};
     return o;
   }
 
@@ -159,7 +159,7 @@ TEST_F(S3Integration, EnvironmentCredentialsAndEndpoint) {
 
 TEST_F(S3Integration, ExplicitCredentialsAreUsedEvenWhenTheEnvironmentHasGoodOnes) {
   StorageOptions o = Explicit(endpoint_);
-  o.s3.secret_access_key = "definitely-not-the-secret";
+  o.settings["s3.secret_access_key"] = "definitely-not-the-secret";
   auto source = OpenSource(Uri("data/model.bin"), o);
   ASSERT_FALSE(source.ok());
   EXPECT_EQ(source.status().code(), StatusCode::kPermissionDenied);
@@ -167,7 +167,7 @@ TEST_F(S3Integration, ExplicitCredentialsAreUsedEvenWhenTheEnvironmentHasGoodOne
 
 TEST_F(S3Integration, WrongSecretIsAClear403) {
   StorageOptions o = Explicit(endpoint_);
-  o.s3.secret_access_key = "WRONG-SECRET-VALUE";
+  o.settings["s3.secret_access_key"] = "WRONG-SECRET-VALUE";
   auto source = OpenSource(Uri("data/model.bin"), o);
   ASSERT_FALSE(source.ok());
   const std::string& m = source.status().message();
@@ -181,7 +181,7 @@ TEST_F(S3Integration, WrongSecretIsAClear403) {
 
 TEST_F(S3Integration, UnknownAccessKeyIsA403) {
   StorageOptions o = Explicit(endpoint_);
-  o.s3.access_key_id = "NOSUCHKEYID";
+  o.settings["s3.access_key_id"] = "NOSUCHKEYID";
   auto source = OpenSource(Uri("data/model.bin"), o);
   ASSERT_FALSE(source.ok());
   EXPECT_EQ(source.status().code(), StatusCode::kPermissionDenied) << source.status().message();
@@ -296,6 +296,8 @@ TEST_F(S3Integration, FaultProxyCutsErrorsAndStallsStillGiveExactBytes) {
 
 TEST_F(S3Integration, FaultProxyPersistent503RunsOutTheBudget) {
   if (proxy_.empty()) GTEST_SKIP() << "TENSORSTREAM_TEST_S3_PROXY_ENDPOINT not set";
+  // Throttling is retried until the time budget runs out (not after a count): shorten it.
+  ScopedEnv env({{"TENSORSTREAM_HTTP_RETRY_BUDGET_MS", "3000"}});
   const auto start = Clock::now();
   auto source = OpenSource(Uri("data/always-503.bin"), Explicit(proxy_));
   ASSERT_FALSE(source.ok());

@@ -1,6 +1,7 @@
 #include "storage/http/http_client.h"
 
 #include <curl/curl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -8,9 +9,13 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <thread>
+
+#include "common/text.h"
 
 namespace tensorstream::http {
 
@@ -27,35 +32,114 @@ void EnsureCurlGlobalInit() {
   (void)rc;  // a failure surfaces as curl_easy_init() returning null
 }
 
-// One easy handle per thread, reused for every request that thread makes: curl keeps the
-// handle's connections open, so the next request to the same host skips the handshake.
-// Handles are never shared between threads, so no locking is needed.
-class ThreadHandle {
+// The process's shared DNS and TLS-session caches, used by every easy handle (libcurl
+// locks them through the callbacks below). Connections are not in it: libcurl does not
+// support sharing a connection cache between threads that transfer at the same time
+// (CURLSHOPT_SHARE), and doing so crashed now and then; they live in pooled handles
+// instead (HandlePool). Never destroyed: a handle may be cleaned up during exit.
+class SharedCaches {
  public:
-  ThreadHandle() {
-    EnsureCurlGlobalInit();
-    handle_ = curl_easy_init();
+  static CURLSH* Get() {
+    static SharedCaches* caches = new SharedCaches();
+    return caches->share_;
   }
-  ~ThreadHandle() {
-    if (handle_ != nullptr) curl_easy_cleanup(handle_);
-  }
-  ThreadHandle(const ThreadHandle&) = delete;
-  ThreadHandle& operator=(const ThreadHandle&) = delete;
-
-  CURL* get() { return handle_; }
 
  private:
-  CURL* handle_ = nullptr;
+  SharedCaches() {
+    EnsureCurlGlobalInit();
+    share_ = curl_share_init();
+    curl_share_setopt(share_, CURLSHOPT_LOCKFUNC, &Lock);
+    curl_share_setopt(share_, CURLSHOPT_UNLOCKFUNC, &Unlock);
+    curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  }
+  static std::mutex& MutexFor(curl_lock_data data) {
+    static std::mutex mutexes[CURL_LOCK_DATA_LAST];
+    return mutexes[data];
+  }
+  static void Lock(CURL*, curl_lock_data data, curl_lock_access, void*) { MutexFor(data).lock(); }
+  static void Unlock(CURL*, curl_lock_data data, void*) { MutexFor(data).unlock(); }
+
+  CURLSH* share_ = nullptr;
 };
 
-CURL* AcquireHandle() {
-  thread_local ThreadHandle handle;
-  CURL* curl = handle.get();
-  // Reset clears options from the previous request but keeps open connections, the DNS
-  // cache and TLS session IDs.
-  if (curl != nullptr) curl_easy_reset(curl);
-  return curl;
-}
+// Idle easy handles of the process, each with its own cache of open connections. A request
+// takes one and gives it back when done, so the readers of the next stream reuse the
+// connections of the streams before it (taken last-in first-out: the handle a thread just
+// used, with its warm connection, is the next one handed out). A handle is used by one
+// thread at a time. Never destroyed, like SharedCaches.
+class HandlePool {
+ public:
+  static HandlePool& Get() {
+    static HandlePool* pool = new HandlePool();
+    return *pool;
+  }
+
+  // An idle handle or a new one (null only when libcurl cannot make one). In a child made
+  // by fork() the parent's handles are dropped unused: their connections are the parent's
+  // sockets.
+  CURL* Take() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (owner_ != getpid()) {
+        idle_.clear();  // not cleaned up: that would close the parent's connections
+        owner_ = getpid();
+      }
+      if (!idle_.empty()) {
+        CURL* curl = idle_.back();
+        idle_.pop_back();
+        return curl;
+      }
+    }
+    EnsureCurlGlobalInit();
+    return curl_easy_init();
+  }
+
+  void Give(CURL* curl) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (owner_ == getpid() && idle_.size() < kMaxIdle) {
+        idle_.push_back(curl);
+        return;
+      }
+    }
+    curl_easy_cleanup(curl);
+  }
+
+ private:
+  // Each idle handle holds at most one open connection (PooledHandle), so the pool holds at
+  // most this many sockets: enough for the default 16 readers several times over, few
+  // against the usual descriptor limit of 1,024.
+  static constexpr size_t kMaxIdle = 64;
+
+  std::mutex mutex_;
+  std::vector<CURL*> idle_;
+  pid_t owner_ = getpid();
+};
+
+// A pooled handle for one attempt, reset (options cleared; open connections, DNS cache and
+// TLS session IDs kept) and given back when it goes out of scope.
+class PooledHandle {
+ public:
+  PooledHandle() : curl_(HandlePool::Get().Take()) {
+    if (curl_ != nullptr) {
+      curl_easy_reset(curl_);
+      curl_easy_setopt(curl_, CURLOPT_SHARE, SharedCaches::Get());
+      // One connection per handle: a handle's requests go to one server at a time.
+      curl_easy_setopt(curl_, CURLOPT_MAXCONNECTS, 1L);
+    }
+  }
+  ~PooledHandle() {
+    if (curl_ != nullptr) HandlePool::Get().Give(curl_);
+  }
+  PooledHandle(const PooledHandle&) = delete;
+  PooledHandle& operator=(const PooledHandle&) = delete;
+
+  CURL* get() const { return curl_; }
+
+ private:
+  CURL* curl_;
+};
 
 // RAII for a curl_slist of request headers.
 class HeaderList {
@@ -284,23 +368,36 @@ bool SleepUnlessCancelled(long ms, const std::atomic<bool>* cancelled) {
   return cancelled == nullptr || !cancelled->load(std::memory_order_relaxed);
 }
 
-// Tracks a request's retries: the count, and the time since its first failure.
+// What a failed attempt did, for the retry count (see HttpOptions::max_retries).
+enum class Failure {
+  kCounted,     // failed without progress
+  kProgressed,  // delivered body bytes before failing
+  kThrottled,   // 429 or 503: the server asked to slow down
+};
+
+Failure FailureOfStatus(long status) {
+  return IsThrottlingHttpStatus(status) ? Failure::kThrottled : Failure::kCounted;
+}
+
+// Tracks a request's retries: the count, the pauses, and the time since its first failure.
 class RetryBudget {
  public:
   explicit RetryBudget(const HttpOptions& options) : options_(options) {}
 
   // Whether another retry may start (called after an attempt failed).
-  bool Allows(int attempt_no, bool progressed) {
+  bool Allows(int attempt_no, Failure failure) {
     if (!first_failure_) first_failure_ = std::chrono::steady_clock::now();
     if (attempt_no >= options_.max_attempts || elapsed_ms() >= options_.retry_budget_ms) {
       return false;
     }
-    return progressed || retries_ < options_.max_retries;
+    if (failure == Failure::kProgressed) pauses_ = 0;  // the server works: start over
+    if (failure != Failure::kCounted) return true;
+    return counted_++ < options_.max_retries;
   }
-  // The pause before the next retry (counted unless the attempt progressed).
-  long NextPause(bool progressed) {
-    if (progressed) return 0;
-    return BackoffMs(retries_++, options_.backoff_base_ms, options_.backoff_max_ms, Jitter());
+  // The pause before the next retry after an attempt without progress: longer each time
+  // since the last attempt that made progress.
+  long NextPause() {
+    return BackoffMs(pauses_++, options_.backoff_base_ms, options_.backoff_max_ms, Jitter());
   }
   // " (gave up after N attempts in S s)" for the final error.
   std::string Suffix(int attempts) const {
@@ -321,7 +418,8 @@ class RetryBudget {
   }
 
   const HttpOptions& options_;
-  int retries_ = 0;
+  int counted_ = 0;  // retries after failures of the kCounted kind
+  int pauses_ = 0;
   std::optional<std::chrono::steady_clock::time_point> first_failure_;
 };
 
@@ -330,7 +428,7 @@ double RetryBudget::Jitter() {
   return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
 }
 
-// Sets the options every attempt shares. The handle was reset by AcquireHandle.
+// Sets the options every attempt shares. The handle was reset by PooledHandle.
 void SetCommonOptions(CURL* curl, const Request& req, const HttpOptions& options,
                       const HeaderList& headers, HeaderList& connect_to, Attempt* attempt,
                       char* errbuf) {
@@ -401,15 +499,33 @@ const std::string* Response::FindHeader(std::string_view name) const {
   return FindIn(headers, name);
 }
 
-HttpOptions HttpOptions::FromEnvironment() {
+HttpOptions OptionsFromEnvironment(const Environment& env) {
   HttpOptions o;
-  if (const char* v = std::getenv("RUNAI_STREAMER_S3_REQUEST_TIMEOUT_MS"); v && *v) {
-    const long ms = std::strtol(v, nullptr, 10);
-    if (ms > 0) o.request_timeout_ms = ms;
+  if (auto file = NonEmpty(env, "SSL_CERT_FILE")) {
+    o.ca_bundle = *file;
+  } else {
+    // libcurl's compiled-in default path may not exist on this system (a wheel built on
+    // one distribution runs on another): look where the common ones keep their bundle.
+    for (const char* path :
+         {"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt",
+          "/etc/ssl/ca-bundle.pem", "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+          "/etc/ssl/cert.pem"}) {
+      if (::access(path, R_OK) == 0) {
+        o.ca_bundle = path;
+        break;
+      }
+    }
   }
-  if (const char* v = std::getenv("AWS_CA_BUNDLE"); v && *v) o.ca_bundle = v;
-  if (const char* v = std::getenv("TENSORSTREAM_HTTP_CONNECT_TO"); v && *v) {
-    std::string_view s(v);
+  const auto positive = [&](const char* name, long* out) {
+    int64_t value = 0;
+    if (auto text = NonEmpty(env, name); text && ParseInt64(*text, &value) && value > 0) {
+      *out = static_cast<long>(std::min<int64_t>(value, std::numeric_limits<long>::max()));
+    }
+  };
+  positive("TENSORSTREAM_HTTP_RETRY_BUDGET_MS", &o.retry_budget_ms);
+  positive("TENSORSTREAM_HTTP_STALL_SECONDS", &o.low_speed_time_s);
+  if (auto entries = NonEmpty(env, "TENSORSTREAM_HTTP_CONNECT_TO")) {
+    std::string_view s(*entries);
     while (!s.empty()) {
       const size_t comma = s.find(',');
       const std::string_view entry = s.substr(0, comma);
@@ -421,9 +537,20 @@ HttpOptions HttpOptions::FromEnvironment() {
   return o;
 }
 
+std::string OptionsKey(const Environment& env) {
+  std::string key;
+  for (const char* name : {"SSL_CERT_FILE", "TENSORSTREAM_HTTP_RETRY_BUDGET_MS",
+                           "TENSORSTREAM_HTTP_STALL_SECONDS", "TENSORSTREAM_HTTP_CONNECT_TO"}) {
+    key += env.Get(name).value_or("") + '\0';
+  }
+  return key;
+}
+
 bool IsRetryableHttpStatus(long status) {
   return status == 408 || status == 429 || (status >= 500 && status <= 599 && status != 501);
 }
+
+bool IsThrottlingHttpStatus(long status) { return status == 429 || status == 503; }
 
 long BackoffMs(int retry, long base_ms, long max_ms, double jitter) {
   long cap = base_ms;
@@ -530,7 +657,8 @@ Result<Response> Perform(const Request& request, const PrepareFn& prepare,
     if (cancelled != nullptr && cancelled->load()) return Cancelled(what + ": cancelled");
     Request req = request;
     if (prepare) TS_RETURN_IF_ERROR(prepare(req));
-    CURL* curl = AcquireHandle();
+    const PooledHandle handle;
+    CURL* curl = handle.get();
     if (curl == nullptr) return Internal(what + ": curl_easy_init failed");
     Attempt a;
     a.max_body = max_body_bytes;
@@ -544,7 +672,8 @@ Result<Response> Perform(const Request& request, const PrepareFn& prepare,
 
     if (code == CURLE_OK) {
       Response response{a.status, std::move(a.headers), std::move(a.body), attempt_no};
-      if (!IsRetryableHttpStatus(response.status) || !budget.Allows(attempt_no, false)) {
+      if (!IsRetryableHttpStatus(response.status) ||
+          !budget.Allows(attempt_no, FailureOfStatus(response.status))) {
         return response;
       }
     } else if (code == CURLE_ABORTED_BY_CALLBACK) {
@@ -555,12 +684,13 @@ Result<Response> Perform(const Request& request, const PrepareFn& prepare,
     } else {
       const bool malformed = IsMalformedReply(code, req.url);
       fresh_connection = malformed || fresh_connection;
-      if (!(IsRetryableCurlCode(code) || malformed) || !budget.Allows(attempt_no, false)) {
+      if (!(IsRetryableCurlCode(code) || malformed) ||
+          !budget.Allows(attempt_no, Failure::kCounted)) {
         const Status failure = CurlFailure(code, errbuf, what, malformed);
         return Status(failure.code(), failure.message() + budget.Suffix(attempt_no));
       }
     }
-    if (!SleepUnlessCancelled(budget.NextPause(false), cancelled)) {
+    if (!SleepUnlessCancelled(budget.NextPause(), cancelled)) {
       return Cancelled(what + ": cancelled");
     }
   }
@@ -583,7 +713,8 @@ Status GetRange(const Request& request, uint64_t offset, uint64_t length, void* 
     const uint64_t last = offset + length - 1;
     req.headers.push_back({"Range", "bytes=" + std::to_string(first) + "-" + std::to_string(last)});
     if (prepare) TS_RETURN_IF_ERROR(prepare(req));
-    CURL* curl = AcquireHandle();
+    const PooledHandle handle;
+    CURL* curl = handle.get();
     if (curl == nullptr) return Internal(what + ": curl_easy_init failed");
     Attempt a;
     a.ranged = true;
@@ -607,7 +738,8 @@ Status GetRange(const Request& request, uint64_t offset, uint64_t length, void* 
 
     if (code == CURLE_OK && !IsSuccess(a.status)) {
       Response response{a.status, std::move(a.headers), std::move(a.body), 1};
-      if (!IsRetryableHttpStatus(response.status) || !budget.Allows(attempt_no, false)) {
+      if (!IsRetryableHttpStatus(response.status) ||
+          !budget.Allows(attempt_no, FailureOfStatus(response.status))) {
         Status s = describe_error(response);
         return Status(s.code(), what + ": " + s.message() + budget.Suffix(attempt_no));
       }
@@ -621,14 +753,15 @@ Status GetRange(const Request& request, uint64_t offset, uint64_t length, void* 
       fresh_connection = malformed || fresh_connection;
       const bool retryable = code == CURLE_OK || IsRetryableCurlCode(code) || malformed;
       const bool progressed = a.range_written > 0;
-      if (!retryable || !budget.Allows(attempt_no, progressed)) {
+      if (!retryable ||
+          !budget.Allows(attempt_no, progressed ? Failure::kProgressed : Failure::kCounted)) {
         return Status(failure.code(), failure.message() + "; " + std::to_string(done) + " of " +
                                           std::to_string(length) + " bytes received" +
                                           budget.Suffix(attempt_no));
       }
       if (progressed) continue;  // it made progress: resume at once
     }
-    if (!SleepUnlessCancelled(budget.NextPause(false), &cancelled)) {
+    if (!SleepUnlessCancelled(budget.NextPause(), &cancelled)) {
       return Cancelled(what + ": cancelled");
     }
   }

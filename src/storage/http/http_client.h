@@ -1,10 +1,15 @@
 // HTTP over libcurl for the object-store backends: one request with retries, or one ranged
 // GET written straight into the caller's buffer with resume from the last byte received.
+// Nothing here knows about any one cloud: backends pass a `prepare` callback that signs or
+// authorises each attempt (so a retry minutes later carries a fresh signature or token),
+// and a `describe_error` that reads their error format. This is the one place for the
+// retry loop (RetryBudget), the redirect policy (none are followed: a redirect is reported
+// with where it points) and the settings taken from the environment (OptionsFromEnvironment).
 //
-// Connections are reused: each thread keeps one curl easy handle (and so curl's connection
-// cache for that thread), so a reader thread that issues many ranged GETs to one host pays
-// for the TCP/TLS handshake once. Nothing here knows about S3; backends pass a `prepare`
-// callback that signs each attempt (so a retry minutes later carries a fresh signature).
+// Connections are pooled per process: requests take curl handles from one pool and give
+// them back, each handle keeping its open connections (and every handle shares one DNS and
+// TLS-session cache), so a reader thread of a new stream reuses the connections of the
+// streams before it instead of paying for new TCP/TLS handshakes.
 #pragma once
 
 #include <atomic>
@@ -14,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/environment.h"
 #include "common/status.h"
 
 namespace tensorstream::http {
@@ -27,32 +33,48 @@ struct Header {
 struct HttpOptions {
   long connect_timeout_ms = 10'000;
   // Abort an attempt whose transfer rate stays below low_speed_bytes_per_s for
-  // low_speed_time_s seconds (a stalled server, or one that trickles), then retry it.
+  // low_speed_time_s seconds (a stalled server, or one that trickles), then retry it
+  // (TENSORSTREAM_HTTP_STALL_SECONDS sets low_speed_time_s).
   long low_speed_bytes_per_s = 16 * 1024;
   long low_speed_time_s = 10;
   // Whole-attempt limit; 0 = none. RUNAI_STREAMER_S3_REQUEST_TIMEOUT_MS sets it.
   long request_timeout_ms = 0;
   // Retries after the first attempt of a request that failed transiently (5xx, 429, 408,
-  // timeouts, connection errors, a malformed reply). An attempt of a ranged GET that
-  // delivered body bytes before failing does not use up the count (it made progress and
-  // resumes from there), but max_attempts and retry_budget_ms bound every request: no
-  // retry starts once retry_budget_ms have passed since the request's first failure.
+  // timeouts, connection errors, a malformed reply). Two kinds of failure do not use up
+  // the count: an attempt of a ranged GET that delivered body bytes (it made progress and
+  // resumes from there), and throttling (429, 503: the server asks to slow down, and a
+  // storm of them is ridden out with growing pauses rather than given up on). But
+  // max_attempts and retry_budget_ms bound every request: no retry starts once
+  // retry_budget_ms have passed since the request's first failure
+  // (TENSORSTREAM_HTTP_RETRY_BUDGET_MS sets it).
   int max_retries = 5;
   int max_attempts = 64;
   long retry_budget_ms = 60'000;
   long backoff_base_ms = 200;
   long backoff_max_ms = 5'000;
-  // A CA bundle file (AWS_CA_BUNDLE); empty = the system's. TLS peers are always verified.
+  // A CA bundle file; empty = libcurl's built-in default. TLS peers are always verified.
   std::string ca_bundle;
   // Entries for CURLOPT_CONNECT_TO ("HOST:PORT:CONNECT-HOST:CONNECT-PORT"): send requests
   // for one host to another address, keeping Host and TLS name. Tests use it to reach a
   // virtual-hosted bucket name on loopback.
   std::vector<std::string> connect_to;
-
-  // Defaults plus RUNAI_STREAMER_S3_REQUEST_TIMEOUT_MS, AWS_CA_BUNDLE and
-  // TENSORSTREAM_HTTP_CONNECT_TO (comma-separated CONNECT_TO entries; for tests).
-  static HttpOptions FromEnvironment();
 };
+
+// The defaults, with what the environment says for every backend:
+//   * CA bundle: SSL_CERT_FILE, else the first of the usual bundle paths of Debian/Ubuntu,
+//     Fedora/RHEL, openSUSE, Alpine and macOS that exists (backends may override it, e.g.
+//     AWS_CA_BUNDLE for S3);
+//   * TENSORSTREAM_HTTP_RETRY_BUDGET_MS: retry_budget_ms (how long a failing request
+//     is retried), TENSORSTREAM_HTTP_STALL_SECONDS: low_speed_time_s (how long a
+//     transfer may stall before it is retried); integers > 0, anything else keeps the
+//     default;
+//   * TENSORSTREAM_HTTP_CONNECT_TO: comma-separated CONNECT_TO entries (for tests);
+//   * proxies: http_proxy, https_proxy, no_proxy (read by libcurl itself; credentials in
+//     a proxy URL never reach a message).
+HttpOptions OptionsFromEnvironment(const Environment& env);
+// The variables OptionsFromEnvironment reads, as a string: part of a backend's key for
+// reusing a client.
+std::string OptionsKey(const Environment& env);
 
 struct Request {
   std::string method = "GET";  // GET, HEAD, PUT, POST
@@ -100,6 +122,8 @@ bool ParseContentRange(std::string_view value, uint64_t* first, uint64_t* last);
 
 // True for statuses worth retrying: 408, 429, 500, 502, 503, 504 and other 5xx.
 bool IsRetryableHttpStatus(long status);
+// True for the statuses by which a server asks its clients to slow down: 429 and 503.
+bool IsThrottlingHttpStatus(long status);
 
 // The pause before retry number `retry` (0-based): base * 2^retry capped at max, then
 // "full jitter" scaled by `jitter` in [0, 1) — spread over [cap/2, cap) so retries of

@@ -270,6 +270,8 @@ class LocalSource final : public Source {
 
 }  // namespace
 
+const Backend kLocalBackend = {"", "local files", {}, &OpenLocalSource, &ListLocalDirectory};
+
 Result<std::unique_ptr<Source>> OpenLocalSource(const std::string& uri,
                                                 const StorageOptions& options) {
   const std::string path = StripFileScheme(uri);

@@ -7,7 +7,10 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "storage/backend.h"
+#include "storage/listing.h"
 #include "storage/source.h"
 
 namespace tensorstream {
@@ -17,6 +20,13 @@ namespace tensorstream {
 // path; never blocks on a FIFO.
 Result<std::unique_ptr<Source>> OpenLocalSource(const std::string& uri,
                                                 const StorageOptions& options);
+
+// Lists a local directory or file:// URI (see ListUri).
+Result<std::vector<ObjectInfo>> ListLocalDirectory(const std::string& uri,
+                                                   const StorageOptions& options, bool recursive);
+
+// Local paths and file:// URIs. Reads the StorageOptions::direct_io flag; no settings.
+extern const Backend kLocalBackend;
 
 // The alignment O_DIRECT reads use here (logical block sizes are at most 4 KiB on the
 // devices we target; 4096 is valid for all of them).

@@ -2,22 +2,11 @@
 
 #include <cctype>
 #include <cstdlib>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 namespace tensorstream::s3 {
 
 namespace {
-
-class ProcessEnvironment final : public Environment {
- public:
-  std::optional<std::string> Get(const std::string& name) const override {
-    const char* v = std::getenv(name.c_str());
-    if (v == nullptr) return std::nullopt;
-    return std::string(v);
-  }
-};
 
 std::string Trim(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
@@ -28,21 +17,6 @@ std::string Trim(std::string_view s) {
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
-}
-
-// A non-empty variable's value, or nullopt.
-std::optional<std::string> NonEmpty(const Environment& env, const std::string& name) {
-  std::optional<std::string> v = env.Get(name);
-  if (v && v->empty()) return std::nullopt;
-  return v;
-}
-
-std::optional<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 std::string HomeDir(const Environment& env) {
@@ -102,18 +76,14 @@ std::time_t ParseIso8601(const std::string& s) {
 
 }  // namespace
 
-const Environment& Environment::Process() {
-  static const ProcessEnvironment env;
-  return env;
-}
-
-std::optional<bool> EnvFlag(const Environment& env, const std::string& name) {
-  std::optional<std::string> v = env.Get(name);
-  if (!v) return std::nullopt;
-  const std::string s = Lower(Trim(*v));
-  if (s == "1" || s == "true" || s == "yes" || s == "on") return true;
-  if (s == "0" || s == "false" || s == "no" || s == "off") return false;
-  return std::nullopt;
+S3Config S3ConfigFrom(const StorageOptions& options) {
+  S3Config config;
+  config.access_key_id = options.Setting("s3.access_key_id");
+  config.secret_access_key = options.Setting("s3.secret_access_key");
+  config.session_token = options.Setting("s3.session_token");
+  config.region = options.Setting("s3.region");
+  config.endpoint_url = options.Setting("s3.endpoint");
+  return config;
 }
 
 IniFile ParseAwsIni(const std::string& text) {
@@ -154,12 +124,12 @@ IniFile ParseAwsIni(const std::string& text) {
 
 std::optional<Credentials> CredentialsFromProfile(const Environment& env) {
   const std::string profile = ProfileName(env);
-  if (auto text = ReadFile(CredentialsFilePath(env))) {
+  if (auto text = ReadConfigFile(CredentialsFilePath(env))) {
     const IniFile ini = ParseAwsIni(*text);
     auto it = ini.find(profile);
     if (auto c = FromSection(it == ini.end() ? nullptr : &it->second)) return c;
   }
-  if (auto text = ReadFile(ConfigFilePath(env))) {
+  if (auto text = ReadConfigFile(ConfigFilePath(env))) {
     const IniFile ini = ParseAwsIni(*text);
     if (auto c = FromSection(ConfigSection(ini, profile))) return c;
   }
@@ -170,7 +140,7 @@ std::string ResolveRegion(const S3Config& config, const Environment& env) {
   if (config.region && !config.region->empty()) return *config.region;
   if (auto r = NonEmpty(env, "AWS_REGION")) return *r;
   if (auto r = NonEmpty(env, "AWS_DEFAULT_REGION")) return *r;
-  if (auto text = ReadFile(ConfigFilePath(env))) {
+  if (auto text = ReadConfigFile(ConfigFilePath(env))) {
     const IniFile ini = ParseAwsIni(*text);
     if (const auto* section = ConfigSection(ini, ProfileName(env))) {
       if (auto it = section->find("region"); it != section->end() && !it->second.empty()) {

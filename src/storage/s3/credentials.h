@@ -18,37 +18,23 @@
 #include <optional>
 #include <string>
 
+#include "common/environment.h"
 #include "common/status.h"
 #include "storage/s3/sigv4.h"
 #include "storage/source.h"
 
 namespace tensorstream::s3 {
 
-// Reads environment variables; tests substitute a map.
-class Environment {
- public:
-  virtual ~Environment() = default;
-  virtual std::optional<std::string> Get(const std::string& name) const = 0;
-  // The real process environment.
-  static const Environment& Process();
+// Explicit credentials and addressing, from the caller's s3.* settings. Unset fields fall
+// back to the environment / profile files / instance metadata. Never logged.
+struct S3Config {
+  std::optional<std::string> access_key_id;
+  std::optional<std::string> secret_access_key;
+  std::optional<std::string> session_token;
+  std::optional<std::string> region;
+  std::optional<std::string> endpoint_url;
 };
-
-class MapEnvironment final : public Environment {
- public:
-  explicit MapEnvironment(std::map<std::string, std::string> vars) : vars_(std::move(vars)) {}
-  std::optional<std::string> Get(const std::string& name) const override {
-    auto it = vars_.find(name);
-    if (it == vars_.end()) return std::nullopt;
-    return it->second;
-  }
-
- private:
-  std::map<std::string, std::string> vars_;
-};
-
-// true for "1", "true", "yes", "on" (any case); false for "0", "false", "no", "off";
-// nullopt when unset, empty or anything else.
-std::optional<bool> EnvFlag(const Environment& env, const std::string& name);
+S3Config S3ConfigFrom(const StorageOptions& options);
 
 // An INI file as the AWS CLI writes it: section name → key → value. In the config file
 // sections are "profile NAME" except "default"; ParseAwsIni keeps names as written.

@@ -2,6 +2,12 @@
 
 #include <cctype>
 #include <ctime>
+#include <map>
+#include <mutex>
+
+#include "common/text.h"
+#include "storage/client_cache.h"
+#include "storage/http/xml.h"
 
 namespace tensorstream::s3 {
 
@@ -11,12 +17,6 @@ constexpr std::string_view kS3Scheme = "s3://";
 // SHA-256 of the empty body: what GET and HEAD sign.
 constexpr const char* kEmptyPayloadHash =
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-
-std::optional<std::string> NonEmpty(const Environment& env, const std::string& name) {
-  std::optional<std::string> v = env.Get(name);
-  if (v && v->empty()) return std::nullopt;
-  return v;
-}
 
 std::string ReasonPhrase(long status) {
   switch (status) {
@@ -115,85 +115,12 @@ Result<EndpointConfig> ResolveEndpoint(const S3Config& config, const Environment
   return ep;
 }
 
-std::optional<std::string> XmlTagText(std::string_view xml, std::string_view tag) {
-  const std::string open = "<" + std::string(tag) + ">";
-  const std::string close = "</" + std::string(tag) + ">";
-  const size_t start = xml.find(open);
-  if (start == std::string_view::npos) return std::nullopt;
-  const size_t body = start + open.size();
-  const size_t end = xml.find(close, body);
-  if (end == std::string_view::npos) return std::nullopt;
-  return XmlUnescape(xml.substr(body, end - body));
-}
-
-std::string XmlUnescape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '&') {
-      out.push_back(s[i]);
-      continue;
-    }
-    const size_t semi = s.find(';', i);
-    if (semi == std::string_view::npos || semi - i > 10) {
-      out.push_back(s[i]);
-      continue;
-    }
-    const std::string_view ent = s.substr(i + 1, semi - i - 1);
-    unsigned long cp = 0;
-    bool numeric = false;
-    if (ent == "amp") {
-      out.push_back('&');
-    } else if (ent == "lt") {
-      out.push_back('<');
-    } else if (ent == "gt") {
-      out.push_back('>');
-    } else if (ent == "quot") {
-      out.push_back('"');
-    } else if (ent == "apos") {
-      out.push_back('\'');
-    } else if (ent.size() > 1 && ent[0] == '#') {
-      const bool hex = ent[1] == 'x' || ent[1] == 'X';
-      const std::string digits(ent.substr(hex ? 2 : 1));
-      char* end = nullptr;
-      cp = std::strtoul(digits.c_str(), &end, hex ? 16 : 10);
-      numeric = !digits.empty() && end != nullptr && *end == '\0' && cp <= 0x10FFFF;
-      if (!numeric) {
-        out.push_back(s[i]);
-        continue;
-      }
-    } else {
-      out.push_back(s[i]);
-      continue;
-    }
-    if (numeric) {  // UTF-8 encode the code point
-      if (cp < 0x80) {
-        out.push_back(static_cast<char>(cp));
-      } else if (cp < 0x800) {
-        out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-      } else if (cp < 0x10000) {
-        out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-      } else {
-        out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-      }
-    }
-    i = semi;
-  }
-  return out;
-}
-
 Status S3ErrorStatus(const http::Response& response, const std::string& what) {
   const long status = response.status;
   std::string message = (what.empty() ? "" : what + ": ") + "HTTP " + std::to_string(status);
   if (const std::string phrase = ReasonPhrase(status); !phrase.empty()) message += " " + phrase;
-  const std::optional<std::string> code = XmlTagText(response.body, "Code");
-  const std::optional<std::string> text = XmlTagText(response.body, "Message");
+  const std::optional<std::string> code = http::XmlTagText(response.body, "Code");
+  const std::optional<std::string> text = http::XmlTagText(response.body, "Message");
   if (code || text) {
     message += " (" + code.value_or("") + (code && text ? ": " : "") + text.value_or("") + ")";
   }
@@ -220,13 +147,56 @@ Status S3ErrorStatus(const http::Response& response, const std::string& what) {
   return Status(sc, message);
 }
 
-Result<std::shared_ptr<S3Client>> S3Client::Create(const StorageOptions& options,
-                                                   const Environment& env) {
+Result<std::shared_ptr<S3Client>> S3Client::Create(const S3Config& config, const Environment& env) {
   std::shared_ptr<S3Client> client(new S3Client());
-  TS_ASSIGN_OR_RETURN(client->endpoint_, ResolveEndpoint(options.s3, env));
-  client->http_options_ = http::HttpOptions::FromEnvironment();
-  TS_ASSIGN_OR_RETURN(client->credentials_, CredentialsProvider::Create(options.s3, env));
+  TS_ASSIGN_OR_RETURN(client->endpoint_, ResolveEndpoint(config, env));
+  client->http_options_ = http::OptionsFromEnvironment(env);
+  if (auto bundle = NonEmpty(env, "AWS_CA_BUNDLE")) client->http_options_.ca_bundle = *bundle;
+  if (auto ms = NonEmpty(env, "RUNAI_STREAMER_S3_REQUEST_TIMEOUT_MS")) {
+    int64_t value = 0;
+    if (ParseInt64(*ms, &value) && value > 0) client->http_options_.request_timeout_ms = value;
+  }
+  TS_ASSIGN_OR_RETURN(client->credentials_, CredentialsProvider::Create(config, env));
   return client;
+}
+
+namespace {
+
+// Everything a client is resolved from: the explicit settings and the variables the
+// endpoint, region, credentials and HTTP options are read from.
+std::string ClientKey(const S3Config& config, const Environment& env) {
+  std::vector<std::string> settings;
+  for (const auto* field : {&config.access_key_id, &config.secret_access_key, &config.session_token,
+                            &config.region, &config.endpoint_url}) {
+    settings.push_back(field->value_or(""));
+  }
+  static constexpr const char* kVariables[] = {"AWS_ENDPOINT_URL_S3",
+                                               "AWS_ENDPOINT_URL",
+                                               "AWS_REGION",
+                                               "AWS_DEFAULT_REGION",
+                                               "AWS_ACCESS_KEY_ID",
+                                               "AWS_SECRET_ACCESS_KEY",
+                                               "AWS_SESSION_TOKEN",
+                                               "AWS_PROFILE",
+                                               "AWS_SHARED_CREDENTIALS_FILE",
+                                               "AWS_CONFIG_FILE",
+                                               "AWS_EC2_METADATA_DISABLED",
+                                               "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+                                               "AWS_CA_BUNDLE",
+                                               "HOME",
+                                               "RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING",
+                                               "RUNAI_STREAMER_S3_UNSIGNED",
+                                               "RUNAI_STREAMER_S3_REQUEST_TIMEOUT_MS"};
+  return ClientCacheKey(settings, kVariables, env) + http::OptionsKey(env);
+}
+
+}  // namespace
+
+Result<std::shared_ptr<S3Client>> SharedS3Client(const StorageOptions& options) {
+  static auto* clients = new ClientCache<S3Client>();
+  const Environment& env = Environment::Process();
+  const S3Config config = S3ConfigFrom(options);
+  return clients->Get(ClientKey(config, env), [&] { return S3Client::Create(config, env); });
 }
 
 Target MakeS3Target(const EndpointConfig& endpoint, const std::string& bucket,

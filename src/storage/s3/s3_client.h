@@ -79,16 +79,10 @@ Signature SignS3Request(const std::string& method, const Target& target,
 // them. `what` says what was attempted ("HEAD http://host/bucket/key"); may be empty.
 Status S3ErrorStatus(const http::Response& response, const std::string& what);
 
-// The text of the first <tag>…</tag> in `xml`, entities decoded; nullopt when absent.
-std::optional<std::string> XmlTagText(std::string_view xml, std::string_view tag);
-// Decodes &amp; &lt; &gt; &quot; &apos; and numeric references.
-std::string XmlUnescape(std::string_view s);
-
 class S3Client {
  public:
-  // Resolves endpoint, region and credentials from `options.s3` and the environment.
-  static Result<std::shared_ptr<S3Client>> Create(const StorageOptions& options,
-                                                  const Environment& env);
+  // Resolves endpoint, region and credentials from `config` and the environment.
+  static Result<std::shared_ptr<S3Client>> Create(const S3Config& config, const Environment& env);
 
   Target MakeTarget(const std::string& bucket, const std::string& key,
                     std::vector<std::pair<std::string, std::string>> query = {}) const {
@@ -119,5 +113,11 @@ class S3Client {
   http::HttpOptions http_options_;
   std::unique_ptr<CredentialsProvider> credentials_;
 };
+
+// The client for `options`' s3.* settings and the current environment, shared by every file
+// and stream of the process that resolves the same way: endpoint and credentials are
+// resolved once (credentials then refresh before they expire), and requests share the
+// process's pooled connections. Thread-safe.
+Result<std::shared_ptr<S3Client>> SharedS3Client(const StorageOptions& options);
 
 }  // namespace tensorstream::s3

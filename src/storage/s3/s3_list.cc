@@ -3,57 +3,37 @@
 #include <algorithm>
 #include <set>
 
+#include "storage/http/xml.h"
 #include "storage/s3/s3_client.h"
 
 namespace tensorstream::s3 {
-
-namespace {
-
-// Calls `fn` with the inside of every <tag>…</tag> element, in order.
-template <typename Fn>
-void ForEachElement(std::string_view xml, std::string_view tag, Fn fn) {
-  const std::string open = "<" + std::string(tag) + ">";
-  const std::string close = "</" + std::string(tag) + ">";
-  size_t pos = 0;
-  while (true) {
-    const size_t start = xml.find(open, pos);
-    if (start == std::string_view::npos) return;
-    const size_t body = start + open.size();
-    const size_t end = xml.find(close, body);
-    if (end == std::string_view::npos) return;
-    fn(xml.substr(body, end - body));
-    pos = end + close.size();
-  }
-}
-
-}  // namespace
 
 Result<ListPage> ParseListPage(std::string_view xml) {
   if (xml.find("<ListBucketResult") == std::string_view::npos) {
     return IoError("ListObjectsV2 reply is not a ListBucketResult document");
   }
   ListPage page;
-  const bool url_encoded = XmlTagText(xml, "EncodingType").value_or("") == "url";
+  const bool url_encoded = http::XmlTagText(xml, "EncodingType").value_or("") == "url";
   auto decode = [url_encoded](std::string s) {
     // Form encoding ('+' for space), as AWS and botocore do for encoding-type=url.
     return url_encoded ? http::UriDecode(s, /*plus_is_space=*/true) : s;
   };
   Status bad;
-  ForEachElement(xml, "Contents", [&](std::string_view item) {
+  http::ForEachXmlElement(xml, "Contents", [&](std::string_view item) {
     ListPage::Object obj;
-    obj.key = decode(XmlTagText(item, "Key").value_or(""));
-    const std::string size = XmlTagText(item, "Size").value_or("0");
+    obj.key = decode(http::XmlTagText(item, "Key").value_or(""));
+    const std::string size = http::XmlTagText(item, "Size").value_or("0");
     char* end = nullptr;
     obj.size = std::strtoull(size.c_str(), &end, 10);
     if (size.empty() || *end != '\0') bad = IoError("ListObjectsV2: bad <Size> '" + size + "'");
     page.objects.push_back(std::move(obj));
   });
   TS_RETURN_IF_ERROR(bad);
-  ForEachElement(xml, "CommonPrefixes", [&](std::string_view item) {
-    if (auto p = XmlTagText(item, "Prefix")) page.common_prefixes.push_back(decode(*p));
+  http::ForEachXmlElement(xml, "CommonPrefixes", [&](std::string_view item) {
+    if (auto p = http::XmlTagText(item, "Prefix")) page.common_prefixes.push_back(decode(*p));
   });
-  page.truncated = XmlTagText(xml, "IsTruncated").value_or("false") == "true";
-  page.next_token = XmlTagText(xml, "NextContinuationToken").value_or("");
+  page.truncated = http::XmlTagText(xml, "IsTruncated").value_or("false") == "true";
+  page.next_token = http::XmlTagText(xml, "NextContinuationToken").value_or("");
   return page;
 }
 
@@ -63,7 +43,7 @@ Result<std::vector<ObjectInfo>> ListObjects(const std::string& uri_prefix,
   TS_ASSIGN_OR_RETURN(S3Location loc, ParseS3Uri(uri_prefix));
   std::string prefix = loc.key;
   if (!prefix.empty() && prefix.back() != '/') prefix.push_back('/');
-  auto client_or = S3Client::Create(options, Environment::Process());
+  auto client_or = SharedS3Client(options);
   if (!client_or.ok()) return client_or.status().WithContext(uri_prefix);
   const std::shared_ptr<S3Client> client = std::move(client_or).value();
 
@@ -109,9 +89,7 @@ Result<std::vector<ObjectInfo>> ListObjects(const std::string& uri_prefix,
     }
     token = page->next_token;
   }
-  std::sort(out.begin(), out.end(),
-            [](const ObjectInfo& a, const ObjectInfo& b) { return a.uri < b.uri; });
-  return out;
+  return SortedListing(std::move(out));
 }
 
 }  // namespace tensorstream::s3

@@ -1,7 +1,6 @@
 // Listing S3 prefixes with ListObjectsV2. ListUri (storage/listing.h) dispatches here.
 #pragma once
 
-#include <chrono>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -12,17 +11,14 @@
 
 namespace tensorstream::s3 {
 
-// How long a listing may go on: a server whose listing never ends (truncated forever,
-// with ever new tokens) fails with an error saying so, rather than running forever.
-struct ListLimits {
-  size_t max_pages = 100'000;  // 100 million keys at 1,000 per page
-  std::chrono::seconds max_time{600};
-};
-
 // See ListUri for the contract. `uri_prefix` is "s3://BUCKET[/PREFIX]".
 Result<std::vector<ObjectInfo>> ListObjects(const std::string& uri_prefix,
                                             const StorageOptions& options, bool recursive,
-                                            const ListLimits& limits = {});
+                                            const ListLimits& limits);
+inline Result<std::vector<ObjectInfo>> ListObjects(const std::string& uri_prefix,
+                                                   const StorageOptions& options, bool recursive) {
+  return ListObjects(uri_prefix, options, recursive, ListLimits{});
+}
 
 // One parsed ListObjectsV2 page (exposed for tests).
 struct ListPage {

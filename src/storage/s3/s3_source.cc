@@ -1,8 +1,8 @@
-#include "storage/s3/s3_source.h"
-
 #include <cstdlib>
 
+#include "storage/s3/s3_backend.h"
 #include "storage/s3/s3_client.h"
+#include "storage/s3/s3_list.h"
 
 namespace tensorstream {
 
@@ -24,11 +24,7 @@ class S3Source final : public Source {
 
   Status ReadAt(uint64_t offset, uint64_t length, void* dst,
                 const std::atomic<bool>& cancelled) override {
-    if (offset > size_ || length > size_ - offset) {
-      return InvalidArgument(uri_ + ": read of " + std::to_string(length) + " bytes at offset " +
-                             std::to_string(offset) + " is past the end of the object (" +
-                             std::to_string(size_) + " bytes)");
-    }
+    TS_RETURN_IF_ERROR(CheckReadWithinObject(uri_, size_, offset, length));
     Status s = client_->GetRange(target_, offset, length, dst, cancelled, etag_);
     if (!s.ok()) return s.WithContext(uri_);
     return s;
@@ -50,7 +46,7 @@ Result<std::unique_ptr<Source>> OpenS3Source(const std::string& uri,
   if (loc.key.empty() || loc.key.back() == '/') {
     return InvalidArgument(uri + ": names a bucket or prefix, not an object");
   }
-  auto client_or = s3::S3Client::Create(options, s3::Environment::Process());
+  auto client_or = s3::SharedS3Client(options);
   if (!client_or.ok()) return client_or.status().WithContext(uri);
   std::shared_ptr<s3::S3Client> client = std::move(client_or).value();
   s3::Target target = client->MakeTarget(loc.bucket, loc.key);
@@ -85,5 +81,16 @@ Result<std::unique_ptr<Source>> OpenS3Source(const std::string& uri,
   return std::unique_ptr<Source>(new S3Source(uri, std::move(client), std::move(target),
                                               static_cast<uint64_t>(size), etag ? *etag : ""));
 }
+
+namespace s3 {
+
+namespace {
+constexpr std::string_view kSettings[] = {"s3.access_key_id", "s3.secret_access_key",
+                                          "s3.session_token", "s3.region", "s3.endpoint"};
+}  // namespace
+
+const Backend kS3Backend = {"s3", "S3", kSettings, &OpenS3Source, &ListObjects};
+
+}  // namespace s3
 
 }  // namespace tensorstream

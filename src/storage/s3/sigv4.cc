@@ -1,15 +1,18 @@
 #include "storage/s3/sigv4.h"
 
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <algorithm>
 #include <cctype>
 #include <map>
 
+#include "storage/http/crypto.h"
+
 namespace tensorstream::s3 {
 
 namespace {
+
+using http::HmacSha256;
 
 std::string Hex(const unsigned char* data, size_t n) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -19,14 +22,6 @@ std::string Hex(const unsigned char* data, size_t n) {
     out[2 * i + 1] = kHex[data[i] & 15];
   }
   return out;
-}
-
-std::string HmacSha256(std::string_view key, std::string_view data) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &len);
-  return std::string(reinterpret_cast<const char*>(out), len);
 }
 
 std::string Lower(std::string_view s) {

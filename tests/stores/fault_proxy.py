@@ -1,35 +1,54 @@
 #!/usr/bin/env python3
-"""A fault-injecting HTTP proxy in front of an S3 server, for tests. Loopback only, bounded.
+"""A fault-injecting HTTP proxy in front of an object store, for tests. Loopback only, bounded.
 
-    fault_proxy.py --listen-port P --upstream-port U [--max-seconds 600] [--plan cut,503,ok]
+    fault_proxy.py --upstream-port U [--listen-port P] [--flavor s3|gcs|azure]
+                   [--plan cut,503,ok] [--require-authorization VALUE --token T]
+                   [--max-seconds 600]
 
-Requests are forwarded to 127.0.0.1:U with their Host header untouched (it is signed).
-What happens to a reply depends on the object key in the path:
-  * keys containing "always-503": every request gets 503 SlowDown (the retry budget must
-    run out and the error must quote the server);
-  * keys containing "stall-forever": headers and a few body bytes, then silence until the
-    client gives up (tests cancellation and timeouts; bounded by --stall-seconds);
+Requests are forwarded to 127.0.0.1:U with their Host header untouched (S3 signs it).
+What happens to a reply depends on the object name in the path:
+  * names containing "always-503": every request gets 503 (the retry budget must run out
+    and the error must quote the server);
+  * names containing "stall-forever": headers and a few body bytes, then silence until
+    the client gives up (tests cancellation and timeouts; bounded by --stall-seconds);
   * other GETs with a Range header follow --plan in turn, cycling:
       cut   - send half of the body (of the promised Content-Length), then drop the connection
-      503   - 503 SlowDown without forwarding
-      500   - 500 InternalError
+      503   - 503 without forwarding
+      429   - 429 Too Many Requests without forwarding
+      500   - 500 without forwarding
       stall - send headers and a quarter of the body, then stall --stall-seconds
       ok    - forward faithfully
-  * everything else (HEAD, listings) is forwarded faithfully.
-Prints "READY <port>" when listening. Exits after --max-seconds whatever happens.
+  * everything else (HEAD, metadata, listings) is forwarded faithfully.
+Error bodies are in the store's own format (--flavor): S3 and Azure XML, GCS JSON.
+
+With --require-authorization, a request whose Authorization header is not exactly VALUE
+gets 401 (no header) or 403 (another one), as a real store does; with --token T the proxy
+also serves a token endpoint at POST /token that hands out T (an OAuth2 reply), so
+that a credential chain can be tested end to end against an emulator that checks nothing.
+
+Prints "READY <port>" when listening (--listen-port 0, the default, picks a free port).
+Exits after --max-seconds whatever happens.
 """
 import argparse
 import http.client
+import json
 import socketserver
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
 
-ERROR_XML = (
+XML_ERROR = (
     '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
     "<Message>{message}</Message></Error>"
 )
+ERRORS = {  # status: (code, message)
+    401: ("Unauthorized", "Anonymous caller does not have storage.objects.get access."),
+    403: ("AccessDenied", "Access denied by the fault proxy's authorization check."),
+    429: ("TooManyRequests", "The rate of requests is too high."),
+    500: ("InternalError", "We encountered an internal error."),
+    503: ("SlowDown", "Please reduce your request rate."),
+}
 
 
 class Proxy(socketserver.ThreadingMixIn, socketserver.TCPServer):
@@ -57,15 +76,23 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):  # keep test output quiet
         pass
 
-    def send_error_xml(self, status, code, message):
-        body = ERROR_XML.format(code=code, message=message).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/xml")
+    def send_body(self, status, content_type, body: bytes, reason=None):
+        self.send_response(status, reason)
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
         self.wfile.flush()
+
+    def send_store_error(self, status):
+        code, message = ERRORS[status]
+        if self.server.args.flavor == "gcs":
+            body = json.dumps({"error": {"code": status, "message": message,
+                                         "errors": [{"reason": code, "message": message}]}})
+            return self.send_body(status, "application/json", body.encode())
+        body = XML_ERROR.format(code=code, message=message)
+        return self.send_body(status, "application/xml", body.encode())
 
     def stall(self):
         deadline = time.monotonic() + self.server.args.stall_seconds
@@ -73,9 +100,7 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(0.05)
         self.close_connection = True
 
-    def forward(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else None
+    def forward(self, body):
         conn = http.client.HTTPConnection("127.0.0.1", self.server.args.upstream_port, timeout=60)
         conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
         for name, value in self.headers.items():
@@ -83,8 +108,8 @@ class Handler(BaseHTTPRequestHandler):
         conn.endheaders(body)
         return conn, conn.getresponse()
 
-    def relay(self, action):
-        conn, resp = self.forward()
+    def relay(self, action, body):
+        conn, resp = self.forward(body)
         try:
             data = resp.read()
             self.send_response(resp.status, resp.reason)
@@ -112,11 +137,25 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             conn.close()
 
+    def serve_token(self):
+        reply = {"access_token": self.server.args.token, "expires_in": 3600,
+                 "token_type": "Bearer"}
+        return self.send_body(200, "application/json", json.dumps(reply).encode())
+
     def handle_any(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        args = self.server.args
         path = self.path
+        if args.token and self.command == "POST" and path == "/token":
+            return self.serve_token()
+        if args.require_authorization is not None:
+            given = self.headers.get("Authorization")
+            if given != args.require_authorization:
+                return self.send_store_error(401 if given is None else 403)
         if "always-503" in path:
-            return self.send_error_xml(503, "SlowDown", "Please reduce your request rate.")
-        if "stall-forever" in path and self.command == "GET":
+            return self.send_store_error(503)
+        if "stall-forever" in path and self.command == "GET" and "Range" in self.headers:
             self.send_response(206)
             self.send_header("Content-Length", "1000000")
             self.send_header("Content-Range", "bytes 0-999999/1000000")
@@ -127,26 +166,27 @@ class Handler(BaseHTTPRequestHandler):
         action = "ok"
         if self.command == "GET" and "Range" in self.headers:
             action = self.server.next_action()
-        if action == "503":
-            return self.send_error_xml(503, "SlowDown", "Please reduce your request rate.")
-        if action == "500":
-            return self.send_error_xml(500, "InternalError", "We encountered an internal error.")
-        return self.relay(action)
+        if action in ("429", "500", "503"):
+            return self.send_store_error(int(action))
+        return self.relay(action, body)
 
     do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = handle_any
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--listen-port", type=int, required=True)
+    parser.add_argument("--listen-port", type=int, default=0)
     parser.add_argument("--upstream-port", type=int, required=True)
-    parser.add_argument("--plan", default="cut,503,ok,stall,500,cut,ok")
+    parser.add_argument("--flavor", choices=("s3", "gcs", "azure"), default="s3")
+    parser.add_argument("--plan", default="cut,503,ok,stall,429,500,cut,ok")
     parser.add_argument("--stall-seconds", type=float, default=20.0)
+    parser.add_argument("--require-authorization")
+    parser.add_argument("--token")
     parser.add_argument("--max-seconds", type=float, default=600.0)
     args = parser.parse_args()
     server = Proxy(args)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    print(f"READY {args.listen_port}", flush=True)
+    print(f"READY {server.server_address[1]}", flush=True)
     time.sleep(args.max_seconds)  # bounded: the proxy never outlives its test run
     server.stopping.set()
     server.shutdown()

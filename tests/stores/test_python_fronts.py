@@ -1,6 +1,7 @@
-"""The Python fronts against a real S3 server (SeaweedFS on loopback, see run.sh): the
-drop-in streamer over s3:// files, explicit credentials, list_safetensors, pull_files,
-ObjectStorageModel across processes, and the native list/pull."""
+"""The Python fronts against each object store on loopback (see run.sh; `prefix` is a fresh
+folder of S3, then of GCS): the drop-in streamer, list_safetensors, pull_files,
+ObjectStorageModel across processes, the native list/pull/download; and explicit S3
+credentials. The cases every backend must pass alike are in test_conformance.py."""
 from __future__ import annotations
 
 import os
@@ -19,7 +20,7 @@ from runai_model_streamer import (
     pull_files,
 )
 
-from conftest import BUCKET, assert_same, read_tree, reference
+from conftest import assert_same, read_tree, reference
 
 
 def stream_all(paths, **kwargs) -> dict:
@@ -47,7 +48,7 @@ def check_same(got: dict, expected: dict) -> None:
 
 
 @pytest.mark.parametrize("chunk", [None, "1048576"])
-def test_streamer_over_s3_matches_safe_open(prefix, shards, chunk, monkeypatch):
+def test_streamer_matches_safe_open(prefix, shards, chunk, monkeypatch):
     if chunk:
         monkeypatch.setenv("RUNAI_STREAMER_CHUNK_BYTESIZE", chunk)
     monkeypatch.setenv("RUNAI_STREAMER_MEMORY_LIMIT", "0")  # the largest tensor at a time
@@ -57,7 +58,7 @@ def test_streamer_over_s3_matches_safe_open(prefix, shards, chunk, monkeypatch):
     check_same(got, expected_tensors(shards))
 
 
-def test_tensor_names_read_only_their_ranges_from_s3(prefix, shards):
+def test_tensor_names_read_only_their_ranges(prefix, shards):
     uris = [prefix.upload(p.name, p) for p in shards]
     wanted = ["layers.0.k", "layers.2.scale", "layers.1.up"]
     with SafetensorsStreamer() as streamer:
@@ -70,14 +71,15 @@ def test_tensor_names_read_only_their_ranges_from_s3(prefix, shards):
     assert read < big, f"{read} bytes read for three small tensors"  # no 'big' was read
 
 
-def test_mixed_local_and_s3_files_in_one_call(prefix, shards):
+def test_mixed_local_and_remote_files_in_one_call(prefix, shards):
     paths = [str(shards[0]), prefix.upload(shards[1].name, shards[1]), str(shards[2])]
     got, counts = stream_all(paths)
     assert counts == [5, 5, 5]
     check_same(got, expected_tensors(shards))
 
 
-def test_explicit_credentials_are_honoured(prefix, shards, monkeypatch):
+def test_explicit_s3_credentials_are_honoured(s3_prefix, shards, monkeypatch):
+    prefix = s3_prefix
     uri = prefix.upload("model.safetensors", shards[0])
     secret = "wrong-secret-value-123"
     # The environment has the right keys; the explicit wrong ones must win.
@@ -211,7 +213,8 @@ def test_object_storage_model_retries_after_a_failed_pull(model_tree, tmp_path):
     prefix, files = model_tree
     dst = str(tmp_path / "model")
     with pytest.raises(tensorstream.NotFoundError):
-        with ObjectStorageModel(model_path=f"s3://{BUCKET}-missing/model", dst=dst) as model:
+        missing = prefix.store.missing_container_uri().rsplit("/", 1)[0]
+        with ObjectStorageModel(model_path=missing, dst=dst) as model:
             model.pull_files()
     with pytest.raises(RuntimeError, match="interrupted"):
         with ObjectStorageModel(model_path=prefix.uri, dst=dst) as model:

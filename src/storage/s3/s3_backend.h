@@ -1,10 +1,12 @@
-// S3Source: one S3 object read with ranged GETs (see s3_client.h for addressing and
-// credentials). The size comes from a HEAD when the source is opened.
+// The S3 backend (s3://BUCKET/KEY): objects read with ranged GETs pinned to the ETag seen
+// when opened, listed with ListObjectsV2 (s3_list.h); addressing and credentials in
+// s3_client.h. Clients are shared per process (SharedS3Client).
 #pragma once
 
 #include <memory>
 #include <string>
 
+#include "storage/backend.h"
 #include "storage/source.h"
 
 namespace tensorstream {
@@ -17,5 +19,11 @@ Result<std::unique_ptr<Source>> OpenS3Source(const std::string& uri, const Stora
 // The read size S3Source suggests: large enough that per-request latency (~tens of ms to
 // AWS) is amortised, small enough that a retry or resume loses little.
 inline constexpr uint64_t kS3PreferredChunkBytes = 8u << 20;
+
+namespace s3 {
+// Settings: s3.access_key_id, s3.secret_access_key, s3.session_token, s3.region,
+// s3.endpoint (each falls back to the environment, see s3_client.h and credentials.h).
+extern const Backend kS3Backend;
+}  // namespace s3
 
 }  // namespace tensorstream
