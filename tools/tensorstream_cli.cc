@@ -430,7 +430,7 @@ int main(int argc, char** argv) {
   std::string ls_uri;
   bool recursive = false;
   auto* ls = app.add_subcommand("ls", "list the files of a directory or object-store prefix");
-  ls->add_option("uri", ls_uri, "local directory or s3://, gs:// prefix")->required();
+  ls->add_option("uri", ls_uri, "local directory or s3://, gs://, az:// prefix")->required();
   ls->add_flag("--recursive,-r", recursive, "list every file below, not just this level");
   ls->add_flag("--json", as_json, "machine-readable output");
 
@@ -440,7 +440,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> exclude;
   StreamSettings pull_settings;
   auto* pull = app.add_subcommand("pull", "download every file below a prefix into a directory");
-  pull->add_option("uri", pull_uri, "local directory or s3://, gs:// prefix")->required();
+  pull->add_option("uri", pull_uri, "local directory or s3://, gs://, az:// prefix")->required();
   pull->add_option("dst", pull_dst, "destination directory (created if missing)")->required();
   // One glob per occurrence, so the positionals after it are not taken as more globs.
   pull->add_option("--include", include, "only paths matching this glob (repeatable)")

@@ -139,6 +139,10 @@ TENSORSTREAM_API int tensorstream_options_set_s3_credentials(
  *   gcs.endpoint  e.g. http://127.0.0.1:4443 (an emulator), before
  *                 CLOUD_STORAGE_EMULATOR_ENDPOINT and STORAGE_EMULATOR_HOST
  *   gcs.anonymous 1: unauthenticated reads (RUNAI_STREAMER_GCS_USE_ANONYMOUS_CREDENTIALS)
+ *   azure.connection_string, azure.account_name, azure.account_key, azure.sas_token
+ *                 before AZURE_STORAGE_CONNECTION_STRING, _ACCOUNT_NAME, _ACCOUNT_KEY, _SAS_TOKEN
+ *   azure.endpoint  e.g. http://127.0.0.1:10000/devstoreaccount1 (Azurite)
+ *   azure.anonymous 1: unauthenticated reads (public containers)
  *                 Storage settings ("<scheme>.<name>"): NULL unsets one; never logged.
  * INVALID_ARGUMENT, naming the key, for an unknown key or a bad value (options unchanged). */
 TENSORSTREAM_API int tensorstream_options_set(tensorstream_options* options, const char* key,
@@ -307,7 +311,7 @@ TENSORSTREAM_API void tensorstream_tensor_release(tensorstream_tensor* tensor);
 
 /* ----------------------------------------------------------------------------------------
  * Listing and downloading: a local directory or an object-store prefix (s3://bucket/dir,
- * gs://bucket/dir).
+ * gs://bucket/dir, az://container/dir).
  * -------------------------------------------------------------------------------------- */
 typedef struct tensorstream_listing tensorstream_listing;
 

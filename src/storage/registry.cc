@@ -6,6 +6,7 @@
 #include "storage/backend.h"
 #include "storage/local/local_source.h"
 #ifdef TENSORSTREAM_WITH_HTTP
+#include "storage/azure/azure_backend.h"
 #include "storage/gcs/gcs_backend.h"
 #include "storage/s3/s3_backend.h"
 #endif
@@ -19,6 +20,7 @@ const std::array kBackends = {
 #ifdef TENSORSTREAM_WITH_HTTP
     &s3::kS3Backend,
     &gcs::kGcsBackend,
+    &azure::kAzureBackend,
 #endif
 };
 

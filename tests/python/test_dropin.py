@@ -385,11 +385,13 @@ def test_list_safetensors_lists_a_local_directory(tmp_path, model_files):
     assert list_safetensors(str(tmp_path)) == sorted(model_files)
 
 
-def test_azure_cannot_be_listed_yet(tmp_path):
-    # s3:// and gs:// run against real servers in tests/stores.
-    with pytest.raises(ValueError, match="'az://'"):
+def test_azure_without_an_account_says_what_to_set(tmp_path, monkeypatch):
+    # s3://, gs:// and az:// run against real servers in tests/stores.
+    for name in ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCOUNT_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValueError, match="az://bucket/model.*AZURE_STORAGE_ACCOUNT_NAME"):
         list_safetensors("az://bucket/model")
-    with pytest.raises(ValueError, match="'az://'"):
+    with pytest.raises(ValueError, match="AZURE_STORAGE_ACCOUNT_NAME"):
         pull_files("az://bucket/model", str(tmp_path / "dst"))
     assert not (tmp_path / "dst").exists()
 

@@ -1,11 +1,14 @@
 """The stores of the conformance suite, each behind one small interface, so that every test
-case runs once per backend: local disk, S3 (SeaweedFS) and GCS (fake-gcs-server), all on
-loopback. tests/stores/run.sh starts the servers and exports where they are:
+case runs once per backend: local disk, S3 (SeaweedFS), GCS (fake-gcs-server) and Azure
+Blob (Azurite), all on loopback. tests/stores/run.sh starts the servers and exports where
+they are:
 
-    S3:  AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, TENSORSTREAM_TEST_S3_BUCKET
-    GCS: STORAGE_EMULATOR_HOST, TENSORSTREAM_TEST_GCS_BUCKET
+    S3:    AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, TENSORSTREAM_TEST_S3_BUCKET
+    GCS:   STORAGE_EMULATOR_HOST, TENSORSTREAM_TEST_GCS_BUCKET
+    Azure: AZURE_STORAGE_CONNECTION_STRING, TENSORSTREAM_TEST_AZURE_CONTAINER
 
-A Store uploads objects with the store's own client (boto3, the GCS JSON upload API),
+A Store uploads objects with the store's own client (boto3, the GCS JSON upload API,
+azure-storage-blob),
 names the environment under which the library reaches it through a given endpoint (a fault
 proxy, a closed port), and the environment under which access is denied.
 """
@@ -77,6 +80,10 @@ class Store:
         nothing."""
         raise NotImplementedError
 
+    def denied_secrets(self):
+        """The secrets of denied_env, which no error message may show."""
+        return []
+
 
 class LocalStore(Store):
     """Local disk: a private temporary directory; "access denied" is a file this process
@@ -146,6 +153,9 @@ class S3Store(Store):
         # SeaweedFS checks signatures: a wrong secret is refused by the server itself.
         return {"AWS_SECRET_ACCESS_KEY": "conformance-wrong-secret-731"}
 
+    def denied_secrets(self):
+        return ["conformance-wrong-secret-731"]
+
 
 class GcsStore(Store):
     name = "gcs"
@@ -196,8 +206,77 @@ class GcsStore(Store):
         return self.endpoint_env(proxy_port)
 
 
+class AzureStore(Store):
+    name = "azure"
+    flavor = "azure"
+    # Azurite 3.37 refuses the newest service version azure-storage-blob sends by default.
+    API_VERSION = "2025-11-05"
+    WRONG_KEY = "Y29uZm9ybWFuY2Utd3Jvbmcta2V5LXNlY3JldC03MzE="
+
+    def __init__(self) -> None:
+        self.container = os.environ.get("TENSORSTREAM_TEST_AZURE_CONTAINER", "")
+        self.connection_string = os.environ.get("AZURE_STORAGE_CONNECTION_STRING", "")
+        self._client = None
+
+    def available(self) -> bool:
+        return bool(self.container and self.connection_string)
+
+    def _field(self, name: str) -> str:
+        for part in self.connection_string.split(";"):
+            key, _, value = part.partition("=")
+            if key.strip().lower() == name.lower():
+                return value.strip()
+        return ""
+
+    @property
+    def client(self):
+        if self._client is None:
+            from azure.storage.blob import BlobServiceClient
+
+            self._client = BlobServiceClient.from_connection_string(
+                self.connection_string, api_version=self.API_VERSION)
+        return self._client
+
+    def create_container(self) -> None:
+        from azure.core.exceptions import ResourceExistsError
+
+        try:
+            self.client.create_container(self.container)
+        except ResourceExistsError:
+            pass
+
+    def uri_of(self, key: str) -> str:
+        return f"az://{self.container}/{key}"
+
+    def put(self, key: str, data: bytes) -> None:
+        self.client.get_blob_client(self.container, key).upload_blob(data, overwrite=True)
+
+    def missing_container_uri(self) -> str:
+        return f"az://{self.container}-missing-{uuid.uuid4().hex[:8]}/model.safetensors"
+
+    def upstream_port(self) -> int:
+        return urllib.parse.urlsplit(self._field("BlobEndpoint")).port
+
+    def _with(self, **fields: str) -> Dict[str, str]:
+        parts = {k: v for k, _, v in (p.partition("=") for p in self.connection_string.split(";"))
+                 if k}
+        parts.update(fields)
+        return {"AZURE_STORAGE_CONNECTION_STRING": ";".join(f"{k}={v}" for k, v in parts.items())}
+
+    def endpoint_env(self, port: int) -> Dict[str, str]:
+        account_path = urllib.parse.urlsplit(self._field("BlobEndpoint")).path
+        return self._with(BlobEndpoint=f"http://127.0.0.1:{port}{account_path}")
+
+    def denied_env(self, proxy_port: int) -> Dict[str, str]:
+        # Azurite checks Shared Key signatures: a wrong (well-formed) key is refused.
+        return self._with(AccountKey=self.WRONG_KEY)
+
+    def denied_secrets(self):
+        return [self.WRONG_KEY, self.WRONG_KEY.rstrip("=")[:20], self._field("AccountKey")[:20]]
+
+
 def all_stores():
-    return [LocalStore(), S3Store(), GcsStore()]
+    return [LocalStore(), S3Store(), GcsStore(), AzureStore()]
 
 
 class FaultProxy:

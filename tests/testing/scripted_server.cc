@@ -165,6 +165,14 @@ bool Send206(int fd, const SeenRequest& req, const std::string& object,
   return true;
 }
 
+http::HttpOptions FastHttpOptions() {
+  http::HttpOptions o;
+  o.backoff_base_ms = 5;
+  o.backoff_max_ms = 20;
+  o.max_retries = 1;
+  return o;
+}
+
 bool SendReply(int fd, int status, const std::string& content_type, const std::string& body,
                const std::string& extra_headers) {
   SendAll(fd, "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Type: " + content_type +

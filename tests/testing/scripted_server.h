@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "storage/http/http_client.h"
+
 namespace tensorstream::testing {
 
 struct SeenRequest {
@@ -62,6 +64,9 @@ class ScriptedServer {
 };
 
 void SendAll(int fd, std::string_view data);
+
+// HTTP options for tests against a scripted server: short backoff, one retry.
+http::HttpOptions FastHttpOptions();
 
 // `size` reproducible pseudo-random bytes.
 std::string TestObject(size_t size);

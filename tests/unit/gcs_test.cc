@@ -88,13 +88,7 @@ bool SendJson(int fd, int status, const json& body) {
   return testing::SendReply(fd, status, "application/json", body.dump());
 }
 
-http::HttpOptions Fast() {
-  http::HttpOptions o;
-  o.backoff_base_ms = 5;
-  o.backoff_max_ms = 20;
-  o.max_retries = 1;
-  return o;
-}
+http::HttpOptions Fast() { return testing::FastHttpOptions(); }
 
 TEST(GcsJwt, Base64UrlHasNoPaddingAndUrlAlphabet) {
   EXPECT_EQ(Base64Url(""), "");

@@ -78,20 +78,12 @@ Status GcsErrorStatus(const http::Response& response, const std::string& what) {
   }
   if (response.attempts > 1)
     message += " (after " + std::to_string(response.attempts) + " attempts)";
-  StatusCode code = StatusCode::kIoError;
-  if (status == 404) {
-    code = StatusCode::kNotFound;
-  } else if (status == 401 || status == 403) {
-    code = StatusCode::kPermissionDenied;
+  if (status == 401 || status == 403) {
     message += " (access denied: check the credentials and the bucket's permissions)";
-  } else if (status == 400 || status == 416 || (status >= 300 && status < 400)) {
-    code = StatusCode::kInvalidArgument;
   } else if (status == 412) {
     message += " (the object was replaced or modified since it was opened)";
-  } else if (http::IsRetryableHttpStatus(status)) {
-    code = StatusCode::kUnavailable;
   }
-  return Status(code, message);
+  return Status(http::StatusCodeOfHttp(status), message);
 }
 
 Result<std::shared_ptr<GcsClient>> GcsClient::Create(const StorageOptions& options,

@@ -546,6 +546,16 @@ std::string OptionsKey(const Environment& env) {
   return key;
 }
 
+StatusCode StatusCodeOfHttp(long status) {
+  if (status == 404) return StatusCode::kNotFound;
+  if (status == 401 || status == 403) return StatusCode::kPermissionDenied;
+  if (status == 400 || status == 416 || (status >= 300 && status < 400)) {
+    return StatusCode::kInvalidArgument;
+  }
+  if (IsRetryableHttpStatus(status)) return StatusCode::kUnavailable;
+  return StatusCode::kIoError;
+}
+
 bool IsRetryableHttpStatus(long status) {
   return status == 408 || status == 429 || (status >= 500 && status <= 599 && status != 501);
 }

@@ -120,6 +120,11 @@ Status GetRange(const Request& request, uint64_t offset, uint64_t length, void* 
 // is not one, or LAST < FIRST.
 bool ParseContentRange(std::string_view value, uint64_t* first, uint64_t* last);
 
+// The Status code of a failed reply, as every object store means it: 404 kNotFound,
+// 401/403 kPermissionDenied, 400, 416 and redirects kInvalidArgument, retryable statuses
+// kUnavailable, anything else (412 included) kIoError.
+StatusCode StatusCodeOfHttp(long status);
+
 // True for statuses worth retrying: 408, 429, 500, 502, 503, 504 and other 5xx.
 bool IsRetryableHttpStatus(long status);
 // True for the statuses by which a server asks its clients to slow down: 429 and 503.
