@@ -8,7 +8,8 @@
 #   5. the fuzzers (header parser, read planner, S3 replies), each for a bounded time over
 #      its kept corpus                                                   (build-fuzz/)
 #   6. the storage conformance suite, run once per store against real servers on loopback
-#      (local disk, S3 on SeaweedFS, GCS on fake-gcs-server), and the S3 integration tests
+#      (local disk, S3 on SeaweedFS, GCS on fake-gcs-server, Azure on Azurite), and the S3
+#      integration tests
 # Set TS_TEST_ONLY to a space-separated subset (e.g. "unit python") to run fewer stages.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 stages=${TS_TEST_ONLY:-"unit python asan tsan fuzz stores"}
@@ -76,7 +77,7 @@ if want fuzz; then
 fi
 
 if want stores; then
-  log "storage conformance suite (SeaweedFS and fake-gcs-server on loopback; built once into $TS_CACHE/bin)"
+  log "storage conformance suite (SeaweedFS, fake-gcs-server, Azurite on loopback; installed once into $TS_CACHE)"
   [ -x "$REPO_ROOT/build/tests/tensorstream_tests" ] || build_tree "$REPO_ROOT/build"
   want python || install_python_package  # the front tests import the installed package
   TENSORSTREAM_PYTHON=$TS_PY bash "$REPO_ROOT/tests/stores/run.sh" "$REPO_ROOT/build/tests/tensorstream_tests"
