@@ -406,7 +406,10 @@ TEST(GcsScriptedServer, ListingPagesPrefixesAndMarkers) {
   ASSERT_TRUE(listing.ok()) << listing.status().message();
   std::vector<std::string> seen;
   for (const ObjectInfo& o : *listing) {
-    seen.push_back(o.relative + (o.is_directory ? "/dir" : ":" + std::to_string(o.size)));
+    seen.push_back(o.relative);
+    seen.back()
+        .append(o.is_directory ? "/dir" : ":")
+        .append(o.is_directory ? "" : std::to_string(o.size));
   }
   EXPECT_EQ(seen, (std::vector<std::string>{"a.safetensors:10", "b.json:3", "sub//dir"}));
   EXPECT_NE(server.requests()[0].path.find("prefix=m%2F&delimiter=%2F"), std::string::npos);

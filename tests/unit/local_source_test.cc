@@ -58,8 +58,10 @@ TEST(LocalSource, ThousandsOfFilesUnderALowDescriptorLimit) {
   const int files = 10000;
   Streamer streamer(StreamOptions{});
   for (int i = 0; i < files; ++i) {
-    const std::string path = dir / ("shard-" + std::to_string(i) + ".safetensors");
-    WriteFile(path, SafetensorsImage({MakeTensor("t" + std::to_string(i), "I32", {3}, i)}));
+    const std::string path =
+        dir / std::string("shard-").append(std::to_string(i)).append(".safetensors");
+    const std::string name = std::string("t").append(std::to_string(i));
+    WriteFile(path, SafetensorsImage({MakeTensor(name, "I32", {3}, i)}));
     auto index = streamer.AddSafetensorsFile(path);
     ASSERT_TRUE(index.ok()) << "file " << i << ": " << index.status().message();
   }
@@ -100,8 +102,8 @@ TEST(LocalSource, AFileReplacedWhileItsDescriptorWasClosedIsAnError) {
 TEST(LocalSource, AFileThatShrinksWhileStreamingIsAnError) {
   TempDir dir("shrinks");
   const std::string path = dir / "m.safetensors";
-  WriteFile(path, SafetensorsImage({MakeTensor("a", "U8", {1 << 16}, 1),
-                                    MakeTensor("b", "U8", {1 << 16}, 2)}));
+  WriteFile(path, SafetensorsImage(
+                      {MakeTensor("a", "U8", {1 << 16}, 1), MakeTensor("b", "U8", {1 << 16}, 2)}));
   StreamOptions options;
   options.map_files = false;  // private: read into buffers
   Streamer streamer(options);

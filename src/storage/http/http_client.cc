@@ -386,7 +386,10 @@ class RetryBudget {
 
   // Whether another retry may start (called after an attempt failed).
   bool Allows(int attempt_no, Failure failure) {
-    if (!first_failure_) first_failure_ = std::chrono::steady_clock::now();
+    if (!failed_) {
+      failed_ = true;
+      first_failure_ = std::chrono::steady_clock::now();
+    }
     if (attempt_no >= options_.max_attempts || elapsed_ms() >= options_.retry_budget_ms) {
       return false;
     }
@@ -411,16 +414,19 @@ class RetryBudget {
  private:
   static double Jitter();
   long elapsed_ms() const {
-    if (!first_failure_) return 0;
+    if (!failed_) return 0;
     return static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                 std::chrono::steady_clock::now() - *first_failure_)
+                                 std::chrono::steady_clock::now() - first_failure_)
                                  .count());
   }
 
   const HttpOptions& options_;
   int counted_ = 0;  // retries after failures of the kCounted kind
   int pauses_ = 0;
-  std::optional<std::chrono::steady_clock::time_point> first_failure_;
+  // A flag and a time rather than an optional: GCC 12 at -O3 misreads the optional as
+  // maybe uninitialized.
+  bool failed_ = false;
+  std::chrono::steady_clock::time_point first_failure_{};
 };
 
 double RetryBudget::Jitter() {

@@ -11,7 +11,8 @@ using nlohmann::json;
 std::string FormEncode(std::initializer_list<std::pair<const char*, std::string>> fields) {
   std::string out;
   for (const auto& [name, value] : fields) {
-    out += (out.empty() ? "" : "&") + std::string(name) + "=" + http::UriEncode(value, true);
+    if (!out.empty()) out += '&';
+    out.append(name).append("=").append(http::UriEncode(value, true));
   }
   return out;
 }

@@ -5,8 +5,8 @@
 namespace tensorstream::http {
 
 std::optional<std::string> XmlTagText(std::string_view xml, std::string_view tag) {
-  const std::string open = "<" + std::string(tag) + ">";
-  const std::string close = "</" + std::string(tag) + ">";
+  const std::string open = XmlTag(tag, false);
+  const std::string close = XmlTag(tag, true);
   const size_t start = xml.find(open);
   if (start == std::string_view::npos) return std::nullopt;
   const size_t body = start + open.size();
