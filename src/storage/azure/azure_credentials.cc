@@ -279,17 +279,16 @@ Credentials::Credentials(CredentialSource source, http::HttpOptions http)
     : source_(std::move(source)), http_(TokenHttpOptions(source_, std::move(http))) {}
 
 Result<std::string> Credentials::FetchToken(std::chrono::seconds* lifetime) const {
-  Result<http::AccessToken> token = Status::Ok();
-  if (source_.kind == Kind::kClientSecret) {
-    token = http::ExchangeToken(source_.token_endpoint,
+  // A service principal POSTs its secret; the metadata endpoint is a GET with its header.
+  const Result<http::AccessToken> token =
+      source_.kind == Kind::kClientSecret
+          ? http::ExchangeToken(source_.token_endpoint,
                                 http::FormEncode({{"grant_type", "client_credentials"},
                                                   {"client_id", source_.client_id},
                                                   {"client_secret", source_.secret},
                                                   {"scope", kStorageScope}}),
-                                {}, http_);
-  } else {
-    token = http::ExchangeToken(source_.token_endpoint, "", {{"Metadata", "true"}}, http_);
-  }
+                                {}, http_)
+          : http::ExchangeToken(source_.token_endpoint, "", {{"Metadata", "true"}}, http_);
   if (!token.ok()) {
     return Status(token.status().code(),
                   "Azure credentials from " + source_.origin + ": " + token.status().message());
