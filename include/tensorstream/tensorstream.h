@@ -63,6 +63,11 @@ typedef enum tensorstream_status {
   TENSORSTREAM_INTERNAL = -11            /* a bug: please report it */
 } tensorstream_status;
 
+/* The version of this header; the build checks it equals the library's (CMake project). */
+#define TENSORSTREAM_VERSION_MAJOR 0
+#define TENSORSTREAM_VERSION_MINOR 1
+#define TENSORSTREAM_VERSION_PATCH 0
+
 /* "MAJOR.MINOR.PATCH" of the library actually loaded. */
 TENSORSTREAM_API const char* tensorstream_version(void);
 

@@ -18,6 +18,31 @@
 #include "storage/listing.h"
 #include "tensorstream/tensorstream.h"
 
+// The header's version macros are the library's version (the CMake project's).
+#ifdef TENSORSTREAM_PROJECT_VERSION_MAJOR
+static_assert(TENSORSTREAM_VERSION_MAJOR == TENSORSTREAM_PROJECT_VERSION_MAJOR &&
+                  TENSORSTREAM_VERSION_MINOR == TENSORSTREAM_PROJECT_VERSION_MINOR &&
+                  TENSORSTREAM_VERSION_PATCH == TENSORSTREAM_PROJECT_VERSION_PATCH,
+              "include/tensorstream/tensorstream.h and project() in CMakeLists.txt disagree");
+#endif
+
+// The C++ status codes are handed out as the C ones unchanged.
+#define TENSORSTREAM_SAME_CODE(c, cpp) \
+  static_assert(static_cast<int>(c) == static_cast<int>(tensorstream::StatusCode::cpp), #c)
+TENSORSTREAM_SAME_CODE(TENSORSTREAM_OK, kOk);
+TENSORSTREAM_SAME_CODE(TENSORSTREAM_INVALID_ARGUMENT, kInvalidArgument);
+TENSORSTREAM_SAME_CODE(TENSORSTREAM_NOT_FOUND, kNotFound);
+TENSORSTREAM_SAME_CODE(TENSORSTREAM_PERMISSION_DENIED, kPermissionDenied);
+TENSORSTREAM_SAME_CODE(TENSORSTREAM_FORMAT_ERROR, kFormatError);
+TENSORSTREAM_SAME_CODE(TENSORSTREAM_IO_ERROR, kIoError);
+TENSORSTREAM_SAME_CODE(TENSORSTREAM_MEMORY_LIMIT, kMemoryLimit);
+TENSORSTREAM_SAME_CODE(TENSORSTREAM_OUT_OF_MEMORY, kOutOfMemory);
+TENSORSTREAM_SAME_CODE(TENSORSTREAM_CANCELLED, kCancelled);
+TENSORSTREAM_SAME_CODE(TENSORSTREAM_FAILED_PRECONDITION, kFailedPrecondition);
+TENSORSTREAM_SAME_CODE(TENSORSTREAM_UNAVAILABLE, kUnavailable);
+TENSORSTREAM_SAME_CODE(TENSORSTREAM_INTERNAL, kInternal);
+#undef TENSORSTREAM_SAME_CODE
+
 struct tensorstream_options {
   tensorstream::StreamOptions options;
 };
@@ -302,8 +327,10 @@ int tensorstream_options_set_s3_credentials(tensorstream_options* options,
     if (options == nullptr) return NullArgument("options");
     tensorstream::StreamOptions updated = options->options;
     const std::pair<const char*, const char*> settings[] = {
-        {"s3.access_key_id", access_key_id}, {"s3.secret_access_key", secret_access_key},
-        {"s3.session_token", session_token}, {"s3.region", region},
+        {"s3.access_key_id", access_key_id},
+        {"s3.secret_access_key", secret_access_key},
+        {"s3.session_token", session_token},
+        {"s3.region", region},
         {"s3.endpoint", endpoint_url}};
     for (const auto& [key, value] : settings) {
       TS_RETURN_IF_ERROR(tensorstream::SetOption(updated, key, value));
