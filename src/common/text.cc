@@ -110,26 +110,30 @@ std::string Quoted(std::string_view text) {
   return out;
 }
 
-namespace {
-std::string_view Trimmed(std::string_view text) {
+std::string_view TrimWhitespace(std::string_view text) {
   const auto space = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
   while (!text.empty() && space(text.front())) text.remove_prefix(1);
   while (!text.empty() && space(text.back())) text.remove_suffix(1);
   return text;
 }
-}  // namespace
+
+std::string AsciiLower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
 
 bool ParseInt64(std::string_view text, int64_t* out) {
-  text = Trimmed(text);
+  text = TrimWhitespace(text);
   if (text.size() > 1 && text.front() == '+' && text[1] != '-') text.remove_prefix(1);
   const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
   return !text.empty() && ec == std::errc() && ptr == text.data() + text.size();
 }
 
 bool ParseBool(std::string_view text, bool* ok) {
-  std::string lower(Trimmed(text));
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const std::string lower = AsciiLower(TrimWhitespace(text));
   *ok = true;
   if (lower == "1" || lower == "true" || lower == "yes" || lower == "on") return true;
   if (lower == "0" || lower == "false" || lower == "no" || lower == "off") return false;

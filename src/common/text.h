@@ -17,6 +17,12 @@ std::string Printable(std::string_view text);
 // "'" + Printable(text) + "'": how messages quote a tensor name or a key.
 std::string Quoted(std::string_view text);
 
+// `text` without leading and trailing whitespace (space, \t, \n, \v, \f, \r).
+std::string_view TrimWhitespace(std::string_view text);
+
+// `text` with ASCII letters lower-cased (header names, keys of configuration files).
+std::string AsciiLower(std::string_view text);
+
 // Parses `text` as a base-10 integer as Python's int() does: surrounding whitespace and a
 // leading '+' are allowed. False when it is not one or does not fit.
 bool ParseInt64(std::string_view text, int64_t* out);

@@ -22,18 +22,6 @@ constexpr const char* kStorageResource = "https://storage.azure.com/";
 // A token is refreshed this long before it expires, so no request carries a stale one.
 constexpr auto kRefreshMargin = std::chrono::minutes(5);
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
-
 std::string WithoutTrailingSlashes(std::string url) {
   while (!url.empty() && url.back() == '/') url.pop_back();
   return url;
@@ -42,7 +30,7 @@ std::string WithoutTrailingSlashes(std::string url) {
 // The value of the header `name` (any case) in `request`, or "".
 std::string HeaderValue(const http::Request& request, std::string_view name) {
   for (const http::Header& header : request.headers) {
-    if (Lower(header.name) == name) return header.value;
+    if (AsciiLower(header.name) == name) return header.value;
   }
   return "";
 }
@@ -69,7 +57,7 @@ Result<ConnectionString> ParseConnectionString(std::string_view text) {
   while (start <= text.size()) {
     size_t end = text.find(';', start);
     if (end == std::string_view::npos) end = text.size();
-    const std::string_view part = Trim(text.substr(start, end - start));
+    const std::string_view part = TrimWhitespace(text.substr(start, end - start));
     start = end + 1;
     if (part.empty()) continue;
     const size_t eq = part.find('=');
@@ -77,8 +65,8 @@ Result<ConnectionString> ParseConnectionString(std::string_view text) {
       return InvalidArgument(
           "the Azure storage connection string has a part that is not Key=Value");
     }
-    const std::string key = Lower(Trim(part.substr(0, eq)));
-    const std::string value(Trim(part.substr(eq + 1)));
+    const std::string key = AsciiLower(TrimWhitespace(part.substr(0, eq)));
+    const std::string value(TrimWhitespace(part.substr(eq + 1)));
     if (key == "accountname") {
       out.account_name = value;
     } else if (key == "accountkey") {
@@ -88,11 +76,11 @@ Result<ConnectionString> ParseConnectionString(std::string_view text) {
     } else if (key == "blobendpoint") {
       out.blob_endpoint = WithoutTrailingSlashes(value);
     } else if (key == "defaultendpointsprotocol") {
-      out.protocol = Lower(value);
+      out.protocol = AsciiLower(value);
     } else if (key == "endpointsuffix") {
       out.endpoint_suffix = value;
     } else if (key == "usedevelopmentstorage") {
-      development = Lower(value) == "true";
+      development = AsciiLower(value) == "true";
     }
     // Other keys (QueueEndpoint, TableEndpoint…) are for other services.
   }
@@ -138,8 +126,8 @@ std::string SharedKeyStringToSign(const http::Request& request, std::string_view
 
   std::map<std::string, std::string> ms_headers;
   for (const http::Header& header : request.headers) {
-    const std::string name = Lower(Trim(header.name));
-    if (name.rfind("x-ms-", 0) == 0) ms_headers[name] = std::string(Trim(header.value));
+    const std::string name = AsciiLower(TrimWhitespace(header.name));
+    if (name.rfind("x-ms-", 0) == 0) ms_headers[name] = std::string(TrimWhitespace(header.value));
   }
   for (const auto& [name, value] : ms_headers) out += name + ":" + value + "\n";
 
@@ -154,7 +142,7 @@ std::string SharedKeyStringToSign(const http::Request& request, std::string_view
     start = end + 1;
     if (pair.empty()) continue;
     const size_t eq = pair.find('=');
-    const std::string name = Lower(http::UriDecode(pair.substr(0, eq)));
+    const std::string name = AsciiLower(http::UriDecode(pair.substr(0, eq)));
     parameters[name].push_back(eq == std::string::npos ? "" : http::UriDecode(pair.substr(eq + 1)));
   }
   for (auto& [name, values] : parameters) {

@@ -156,21 +156,6 @@ class HeaderList {
   curl_slist* list_ = nullptr;
 };
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
 // State of one attempt, shared with curl's callbacks.
 struct Attempt {
   // Response line and headers; reset at each status line (1xx interim responses).
@@ -212,8 +197,8 @@ size_t OnHeader(char* data, size_t size, size_t count, void* user) {
   }
   const size_t colon = line.find(':');
   if (colon != std::string_view::npos) {
-    a->headers.push_back(
-        {Lower(Trim(line.substr(0, colon))), std::string(Trim(line.substr(colon + 1)))});
+    a->headers.push_back({AsciiLower(TrimWhitespace(line.substr(0, colon))),
+                          std::string(TrimWhitespace(line.substr(colon + 1)))});
   }
   return n;
 }
@@ -491,7 +476,7 @@ void BuildHeaders(const Request& req, HeaderList* list) {
   bool has_content_type = false;
   for (const Header& h : req.headers) {
     list->Append(h.name + ": " + h.value);
-    if (Lower(h.name) == "content-type") has_content_type = true;
+    if (AsciiLower(h.name) == "content-type") has_content_type = true;
   }
   if (req.method != "GET" && req.method != "HEAD") {
     if (!has_content_type) list->Append("Content-Type:");

@@ -4,20 +4,11 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "common/text.h"
+
 namespace tensorstream::s3 {
 
 namespace {
-
-std::string Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return std::string(s);
-}
-
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 std::string HomeDir(const Environment& env) {
   if (auto home = NonEmpty(env, "HOME")) return *home;
@@ -93,7 +84,7 @@ IniFile ParseAwsIni(const std::string& text) {
   std::istringstream lines(text);
   std::string raw;
   while (std::getline(lines, raw)) {
-    const std::string line = Trim(raw);
+    const std::string line = std::string(TrimWhitespace(raw));
     if (line.empty() || line[0] == '#' || line[0] == ';') continue;
     if (line.front() == '[') {
       const size_t close = line.find(']');
@@ -102,10 +93,10 @@ IniFile ParseAwsIni(const std::string& text) {
         continue;
       }
       // "[profile  foo]" → "profile foo": collapse the separator the CLI tolerates.
-      std::string name = Trim(line.substr(1, close - 1));
+      std::string name = std::string(TrimWhitespace(line.substr(1, close - 1)));
       if (name.rfind("profile", 0) == 0 && name.size() > 7 &&
           std::isspace(static_cast<unsigned char>(name[7]))) {
-        name = "profile " + Trim(name.substr(7));
+        name = "profile " + std::string(TrimWhitespace(name.substr(7)));
       }
       section = name;
       in_section = true;
@@ -117,7 +108,8 @@ IniFile ParseAwsIni(const std::string& text) {
     if (std::isspace(static_cast<unsigned char>(raw[0]))) continue;
     const size_t eq = line.find('=');
     if (eq == std::string::npos) continue;
-    ini[section][Lower(Trim(line.substr(0, eq)))] = Trim(line.substr(eq + 1));
+    ini[section][AsciiLower(TrimWhitespace(line.substr(0, eq)))] =
+        std::string(TrimWhitespace(line.substr(eq + 1)));
   }
   return ini;
 }
@@ -239,7 +231,7 @@ Status CredentialsProvider::FetchFromImds() {
   if (token.status != 200) {
     return Unavailable("IMDSv2 token request returned HTTP " + std::to_string(token.status));
   }
-  const http::Header auth{"X-aws-ec2-metadata-token", Trim(token.body)};
+  const http::Header auth{"X-aws-ec2-metadata-token", std::string(TrimWhitespace(token.body))};
 
   http::Request role_req;
   role_req.url = imds_endpoint_ + "/latest/meta-data/iam/security-credentials/";
@@ -248,7 +240,8 @@ Status CredentialsProvider::FetchFromImds() {
   if (role.status != 200) {
     return Unavailable("no IAM role attached (HTTP " + std::to_string(role.status) + ")");
   }
-  const std::string role_name = Trim(role.body.substr(0, role.body.find('\n')));
+  const std::string role_name =
+      std::string(TrimWhitespace(role.body.substr(0, role.body.find('\n'))));
   if (role_name.empty()) return Unavailable("no IAM role attached");
 
   http::Request cred_req;

@@ -89,8 +89,7 @@ Result<EndpointConfig> ResolveEndpoint(const S3Config& config, const Environment
     if (sep == std::string::npos) {
       ep.scheme = "https";
     } else {
-      ep.scheme = rest.substr(0, sep);
-      for (char& c : ep.scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      ep.scheme = AsciiLower(rest.substr(0, sep));
       rest = rest.substr(sep + 3);
     }
     if (ep.scheme != "http" && ep.scheme != "https") {

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <map>
 
+#include "common/text.h"
 #include "storage/http/crypto.h"
 
 namespace tensorstream::s3 {
@@ -21,12 +22,6 @@ std::string Hex(const unsigned char* data, size_t n) {
     out[2 * i] = kHex[data[i] >> 4];
     out[2 * i + 1] = kHex[data[i] & 15];
   }
-  return out;
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
 }
 
@@ -91,13 +86,13 @@ Signature SignV4(const SigningRequest& request, const Credentials& credentials, 
   // in the order given.
   std::map<std::string, std::string> canonical;
   auto add = [&canonical](std::string_view name, std::string_view value) {
-    std::string& slot = canonical[Lower(name)];
+    std::string& slot = canonical[AsciiLower(name)];
     if (!slot.empty()) slot.push_back(',');
     slot += CanonicalHeaderValue(value);
   };
   add("host", request.host);
   for (const http::Header& h : request.headers) {
-    if (Lower(h.name) == "host") continue;  // always signed from request.host
+    if (AsciiLower(h.name) == "host") continue;  // always signed from request.host
     add(h.name, h.value);
   }
   for (const http::Header& h : sig.extra_headers) add(h.name, h.value);
