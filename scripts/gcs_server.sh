@@ -31,7 +31,9 @@ install() {
   local start gobin
   start=$(date +%s)
   gobin=$(mktemp -d)
-  trap 'rm -rf "$gobin"' RETURN
+  # Cleared as it runs: a RETURN trap stays set and would fire again, with gobin out of
+  # scope (an unbound variable under set -u), when the caller returns.
+  trap 'rm -rf "$gobin"; trap - RETURN' RETURN
   log "building $FAKE_GCS_MODULE@$FAKE_GCS_VERSION"
   GOBIN=$gobin nice -n 10 go install "$FAKE_GCS_MODULE@$FAKE_GCS_VERSION"
   mv "$gobin/fake-gcs-server" "$BIN"

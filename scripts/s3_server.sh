@@ -43,7 +43,9 @@ install() {
         sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
   [[ -n $dir && -d $dir ]] || { log "go mod download failed"; exit 1; }
   work=$(mktemp -d)
-  trap 'rm -rf "$work"' RETURN
+  # Cleared as it runs: a RETURN trap stays set and would fire again, with work out of
+  # scope (an unbound variable under set -u), when the caller returns.
+  trap 'rm -rf "$work"; trap - RETURN' RETURN
   cp -r "$dir/." "$work/"
   chmod -R u+w "$work"
   log "building weed (several minutes on 2 cores)"
