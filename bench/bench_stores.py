@@ -207,6 +207,17 @@ class AzureStore:
 STORES = {"s3": S3Store, "gcs": GcsStore, "azure": AzureStore}
 
 
+def model_fixture(build: str, workdir: Path, gb: float) -> Path:
+    """A Llama-shaped SafeTensors file of about ``gb`` GB in ``workdir``, made once by
+    tensorstream_make_fixture and kept for later runs."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    fixture = workdir / f"llama-{gb:g}GB.safetensors"
+    if not fixture.exists():
+        subprocess.run([str(Path(build) / "tests/tensorstream_make_fixture"), "model",
+                        str(fixture), str(int(gb * 1e9))], check=True)
+    return fixture
+
+
 def last_json_line(stdout: str) -> dict:
     """The last line of stdout that is a JSON object (loaders may log before it)."""
     return json.loads([line for line in stdout.splitlines() if line.startswith("{")][-1])
@@ -347,11 +358,7 @@ def main() -> None:
     args = parser.parse_args()
 
     workdir = Path(args.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    fixture = workdir / f"llama-{args.gb:g}GB.safetensors"
-    if not fixture.exists():
-        subprocess.run([str(Path(args.build) / "tests/tensorstream_make_fixture"), "model",
-                        str(fixture), str(int(args.gb * 1e9))], check=True)
+    fixture = model_fixture(args.build, workdir, args.gb)
     size = fixture.stat().st_size
     store = STORES[args.store]()
     server_dir = Path(tempfile.mkdtemp(prefix="server-", dir=workdir))

@@ -3,7 +3,7 @@
 The reference raises ValueError for anything that goes wrong with a file (missing,
 unreadable, corrupt, a read that failed), RunaiStreamerMemoryLimitException for a memory
 limit below what a range needs, and RuntimeError from torch for a CUDA device without
-CUDA. Inside the drop-in, every tensorstream error is re-raised as a class that derives
+CUDA or for a distributed load whose collectives failed. Inside the drop-in, every tensorstream error is re-raised as a class that derives
 from its tensorstream class *and* from what the reference raises, so that both
 ``except ValueError`` and ``except tensorstream.NotFoundError`` catch it. Messages keep
 tensorstream's text (the file, the tensor, the cause), which for corrupt files already
@@ -24,6 +24,8 @@ _variants: Dict[Tuple[type, type], type] = {}
 
 
 def _reference_class(error: tensorstream.TensorStreamError) -> Type[BaseException]:
+    if type(error) is tensorstream.DistributedError:
+        return RuntimeError  # another rank's failure: torch.distributed's error, in the reference
     if isinstance(error, tensorstream.MemoryLimitError):
         return RunaiStreamerMemoryLimitException
     if isinstance(error, tensorstream.UnavailableError) and "CUDA" in str(error):

@@ -20,6 +20,7 @@ from ._api import inspect, load, resolve_device, stream
 from ._capi import check_environment, library_path, version
 from ._errors import (
     CancelledError,
+    DistributedError,
     FailedPreconditionError,
     FormatError,
     InternalError,
@@ -42,5 +43,5 @@ __all__ = [
     "Stream", "Delivered", "TensorInfo", "S3Credentials", "ListEntry",
     "TensorStreamError", "InvalidArgumentError", "NotFoundError", "PermissionDeniedError",
     "FormatError", "ReadError", "MemoryLimitError", "OutOfMemoryError", "CancelledError",
-    "FailedPreconditionError", "UnavailableError", "InternalError",
+    "FailedPreconditionError", "UnavailableError", "InternalError", "DistributedError",
 ]

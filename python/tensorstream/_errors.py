@@ -87,6 +87,12 @@ class UnavailableError(TensorStreamError):
     status, status_name = -10, "UNAVAILABLE"
 
 
+class DistributedError(TensorStreamError, RuntimeError):
+    """A load shared by the ranks of a torch.distributed group failed: a rank could not
+    read its share (the message names the rank, its host and the cause), or a rank did
+    not take part in time. Every rank of the group raises it. Not a C API status."""
+
+
 class InternalError(TensorStreamError):
     """A bug in tensorstream: please report it with the message."""
 

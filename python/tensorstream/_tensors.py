@@ -212,3 +212,17 @@ def numpy_items(batches: Iterator[Batch], infos: Callable) -> Iterator[tuple]:
         return file_index, index, view[start:start + count].reshape(shape)
 
     return _runs(batches, make_base, item)
+
+
+def typed_tensor(raw, info):
+    """The tensor that ``info`` (a TensorInfo) describes, over ``raw``: a 1-D uint8 torch
+    tensor of exactly its bytes, whose start is aligned for its dtype (a fresh allocation
+    is). No copy."""
+    import torch
+
+    where = f"tensor '{info.name}'"
+    dtype = _dtypes.torch_dtype(info.dtype, where)
+    shape = _dtypes.python_shape(info.dtype, info.shape, where)
+    if raw.numel() == 0:
+        return torch.empty(shape, dtype=dtype, device=raw.device)
+    return raw.view(dtype).view(shape)

@@ -3,7 +3,7 @@
 
     fault_proxy.py --upstream-port U [--listen-port P] [--flavor s3|gcs|azure]
                    [--plan cut,503,ok] [--require-authorization VALUE --token T]
-                   [--max-seconds 600]
+                   [--rate BYTES_PER_SECOND] [--faults-after N] [--max-seconds 600]
 
 Requests are forwarded to 127.0.0.1:U with their Host header untouched (S3 signs it).
 What happens to a reply depends on the object name in the path:
@@ -18,6 +18,8 @@ What happens to a reply depends on the object name in the path:
       500   - 500 without forwarding
       stall - send headers and a quarter of the body, then stall --stall-seconds
       ok    - forward faithfully
+    With --faults-after N, the first N ranged GETs are forwarded faithfully (the reads
+    of a header succeed) and the ones after them follow --plan.
   * everything else (HEAD, metadata, listings) is forwarded faithfully.
 Error bodies are in the store's own format (--flavor): S3 and Azure XML, GCS JSON.
 
@@ -25,6 +27,13 @@ With --require-authorization, a request whose Authorization header is not exactl
 gets 401 (no header) or 403 (another one), as a real store does; with --token T the proxy
 also serves a token endpoint at POST /token that hands out T (an OAuth2 reply), so
 that a credential chain can be tested end to end against an emulator that checks nothing.
+
+Counting: GET /__fault_proxy/stats answers {"requests", "range_requests", "body_bytes",
+"peak_connections"}: the requests relayed so far, how many were ranged GETs, the bytes of
+the bodies the proxy sent for those (what readers pulled from storage, seen from the
+server's side), and the most client connections open at once.
+--rate caps each connection's body bandwidth (bytes per second), as a model of a host
+whose network, not its storage, is the bottleneck.
 
 Prints "READY <port>" when listening (--listen-port 0, the default, picks a free port).
 Exits after --max-seconds whatever happens.
@@ -54,14 +63,44 @@ ERRORS = {  # status: (code, message)
 class Proxy(socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 256  # listen backlog: many ranks open their connections at once
 
     def __init__(self, args):
         super().__init__(("127.0.0.1", args.listen_port), Handler)
         self.args = args
         self.plan = args.plan.split(",")
         self.counter = 0
+        self.requests = self.range_requests = self.body_bytes = self.ranged_arrived = 0
+        self.connections = self.peak_connections = 0
         self.lock = threading.Lock()
         self.stopping = threading.Event()
+
+    def handle_error(self, request, client_address):
+        """A client that hangs up mid-reply (a cancelled read, a timeout) is normal here."""
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+    def count(self, ranged: bool, body_bytes: int) -> None:
+        with self.lock:
+            self.requests += 1
+            self.range_requests += int(ranged)
+            self.body_bytes += body_bytes if ranged else 0
+
+    def count_ranged(self) -> int:
+        """Counts a ranged GET as it arrives; returns how many arrived so far."""
+        with self.lock:
+            self.ranged_arrived += 1
+            return self.ranged_arrived
+
+    def stats(self) -> dict:
+        with self.lock:
+            return {"requests": self.requests, "range_requests": self.range_requests,
+                    "body_bytes": self.body_bytes, "peak_connections": self.peak_connections}
+
+    def connected(self, change: int) -> None:
+        with self.lock:
+            self.connections += change
+            self.peak_connections = max(self.peak_connections, self.connections)
 
     def next_action(self):
         with self.lock:
@@ -75,6 +114,16 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):  # keep test output quiet
         pass
+
+    def setup(self):
+        super().setup()
+        self.server.connected(+1)
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            self.server.connected(-1)
 
     def send_body(self, status, content_type, body: bytes, reason=None):
         self.send_response(status, reason)
@@ -132,10 +181,26 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
                 self.stall()
                 return
-            self.wfile.write(data)
-            self.wfile.flush()
+            self.write_paced(data)
+            self.server.count(self.command == "GET" and "Range" in self.headers, len(data))
         finally:
             conn.close()
+
+    def write_paced(self, data: bytes) -> None:
+        """Writes the body, no faster than --rate bytes per second when it is set."""
+        rate = self.server.args.rate
+        if not rate:
+            self.wfile.write(data)
+            self.wfile.flush()
+            return
+        started, sent, step = time.monotonic(), 0, 64 * 1024
+        while sent < len(data):
+            self.wfile.write(data[sent:sent + step])
+            sent += min(step, len(data) - sent)
+            ahead = sent / rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+        self.wfile.flush()
 
     def serve_token(self):
         reply = {"access_token": self.server.args.token, "expires_in": 3600,
@@ -149,6 +214,9 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path
         if args.token and self.command == "POST" and path == "/token":
             return self.serve_token()
+        if self.command == "GET" and path == "/__fault_proxy/stats":
+            body = json.dumps(self.server.stats()).encode()
+            return self.send_body(200, "application/json", body)
         if args.require_authorization is not None:
             given = self.headers.get("Authorization")
             if given != args.require_authorization:
@@ -164,7 +232,8 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             return self.stall()
         action = "ok"
-        if self.command == "GET" and "Range" in self.headers:
+        if self.command == "GET" and "Range" in self.headers \
+                and self.server.count_ranged() > args.faults_after:
             action = self.server.next_action()
         if action in ("429", "500", "503"):
             return self.send_store_error(int(action))
@@ -182,6 +251,8 @@ def main():
     parser.add_argument("--stall-seconds", type=float, default=20.0)
     parser.add_argument("--require-authorization")
     parser.add_argument("--token")
+    parser.add_argument("--rate", type=float, default=0.0)
+    parser.add_argument("--faults-after", type=int, default=0)
     parser.add_argument("--max-seconds", type=float, default=600.0)
     args = parser.parse_args()
     server = Proxy(args)

@@ -294,6 +294,12 @@ class FaultProxy:
             raise RuntimeError(f"fault_proxy.py did not start: {line!r}")
         self.port = int(line.split()[1])
 
+    def stats(self) -> dict:
+        """The proxy's counters (see fault_proxy.py): requests, range_requests, body_bytes."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/__fault_proxy/stats",
+                                    timeout=10) as reply:
+            return json.loads(reply.read())
+
     def close(self) -> None:
         self.process.kill()
         self.process.wait()

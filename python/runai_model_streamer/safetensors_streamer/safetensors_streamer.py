@@ -21,6 +21,8 @@ from typing import Collection, Dict, Iterator, List, Optional
 import tensorstream
 from tensorstream import S3Credentials
 from tensorstream._api import device_file_items, resolve_device
+from tensorstream._distributed import LoadRange, SharedLoad, layout_fingerprint
+from tensorstream._tensors import typed_tensor
 
 from .._errors import reference_errors
 from ..distributed_streamer.distributed_streamer import DistributedStreamer
@@ -157,6 +159,10 @@ class SafetensorsStreamer:
         self._names: List[List[str]] = []
         self._paths: List[str] = []
         self._s3_credentials: Optional[S3Credentials] = None
+        # A load shared by the ranks of a torch.distributed group, and the TensorInfo of
+        # each of its ranges (every tensor of every file, in order).
+        self._shared: Optional[SharedLoad] = None
+        self._shared_infos: list = []
 
     def __enter__(self) -> "SafetensorsStreamer":
         self.file_streamer.__enter__()
@@ -170,6 +176,9 @@ class SafetensorsStreamer:
         if self._stream is not None:
             self._stream.close()
             self._stream = None
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
 
     def stream_file(self, path: str, s3_credentials: Optional[S3Credentials] = None,
                     device: Optional[str] = "cpu", is_distributed: bool = False,
@@ -204,6 +213,10 @@ class SafetensorsStreamer:
         self.start_time = timer()
         limit = memory_limit_setting()
         paths = [os.fspath(p) for p in paths]
+        target = host_or_device(device)
+        self.file_streamer.set_is_distributed(is_distributed, target)
+        if self.file_streamer.is_distributed:
+            return self._start_shared(paths, s3_credentials, target, wanted, limit)
 
         with reference_errors():
             stream = tensorstream.Stream(s3_credentials=s3_credentials, memory_limit=limit,
@@ -212,8 +225,6 @@ class SafetensorsStreamer:
             with reference_errors():
                 files = [SafetensorsMetadata._of_file(stream, stream.add_file(p)) for p in paths]
             metadata = self._select(stream, files, wanted)
-            target = host_or_device(device)
-            self.file_streamer.set_is_distributed(is_distributed, target)
             with reference_errors():
                 if target == "cpu" or not target.startswith("cuda"):
                     stream.start()
@@ -225,6 +236,45 @@ class SafetensorsStreamer:
         self._stream, self._device = stream, target
         self._paths, self._s3_credentials = paths, s3_credentials
         self._names = [[info.name for info in stream.tensors(i)] for i in range(len(paths))]
+        self.files_to_tensors_metadata = metadata
+        self.total_size = sum(t.get_bytesize() for entries in metadata.values() for t in entries)
+
+    def _start_shared(self, paths: List[str], s3_credentials: Optional[S3Credentials],
+                      target: str, wanted: Optional[frozenset], limit: int) -> None:
+        """stream_files for a load shared by the ranks (tensorstream._distributed): every
+        rank parses the headers; what goes wrong on one rank before the reads (a file it
+        cannot read, a name it cannot find) is told to every rank, and all of them raise."""
+        ranges, wanted_ranges, infos, layout = [], [], [], []
+        metadata: Dict[int, List[SafetensorMetadata]] = {}
+        error, stream = None, None
+        try:
+            if target.startswith("cuda"):
+                target = resolve_device(target)
+            stream = tensorstream.Stream(s3_credentials=s3_credentials, memory_limit=limit)
+            files = [SafetensorsMetadata._of_file(stream, stream.add_file(p)) for p in paths]
+            metadata = self._select(stream, files, wanted)
+            for index, path in enumerate(paths):
+                chosen = {t.name for t in metadata[index]}
+                file_infos = stream.tensors(index)  # offsets are absolute
+                layout.append([[t.name, t.dtype, list(t.shape), t.offset, t.nbytes]
+                               for t in file_infos])
+                for info in file_infos:
+                    if info.name in chosen:
+                        wanted_ranges.append(len(ranges))
+                    ranges.append(LoadRange(path, info.offset, info.nbytes))
+                    infos.append(info)
+        except Exception as caught:  # noqa: BLE001 - every rank must hear of it
+            error = caught
+        finally:
+            if stream is not None:
+                stream.close()
+        with reference_errors():
+            self._shared = SharedLoad(
+                ranges, None if wanted is None else wanted_ranges,
+                layout=layout_fingerprint(layout), device=target, prepare_error=error,
+                stream_options={"s3_credentials": s3_credentials, "memory_limit": limit})
+        self._shared_infos, self._device = infos, target
+        self._paths, self._s3_credentials = paths, s3_credentials
         self.files_to_tensors_metadata = metadata
         self.total_size = sum(t.get_bytesize() for entries in metadata.values() for t in entries)
 
@@ -253,10 +303,14 @@ class SafetensorsStreamer:
         each, in completion order, with the exact dtype and shape, on the device; then logs
         the throughput of the load at INFO."""
         stream = self._stream
-        if stream is None:
+        if stream is None and self._shared is None:
             raise tensorstream.FailedPreconditionError("get_tensors() before stream_files()")
         with reference_errors():
-            if self._device.startswith("cuda"):
+            if self._shared is not None:
+                infos = self._shared_infos
+                for index, raw in self._shared.items():
+                    yield infos[index].name, typed_tensor(raw, infos[index])
+            elif self._device.startswith("cuda"):
                 yield from self._device_tensors()
             else:
                 names, device = self._names, self._device
