@@ -56,7 +56,7 @@ if want tsan; then
   build_tree "$REPO_ROOT/build-tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTENSORSTREAM_SANITIZE=thread \
     -DTENSORSTREAM_BUILD_CLI=OFF
   TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-    "$REPO_ROOT/build-tsan/tests/tensorstream_tests" --gtest_filter='Streamer.*:HostMemory.*:Plan.*:DeviceStream.*:Download*:CApiThreads.*'
+    "$REPO_ROOT/build-tsan/tests/tensorstream_tests" --gtest_filter='Streamer.*:HostMemory.*:Plan.*:DeviceStream.*:PinnedCache.*:Download*:CApiThreads.*'
 fi
 
 if want fuzz; then

@@ -115,8 +115,10 @@ TENSORSTREAM_API int tensorstream_options_set_memory_limit(tensorstream_options*
 /* 0 buffered reads (page cache), 1 O_DIRECT for local files. */
 TENSORSTREAM_API int tensorstream_options_set_direct_io(tensorstream_options* options, int enabled);
 /* Where tensors are delivered: "cpu" (default) or "cuda" / "cuda:N". With a CUDA device,
- * chunks go through a small pinned staging area (counted against the memory limit) and
- * asynchronous copies into device memory; the CUDA runtime is loaded at run time, and
+ * chunks go through a small pinned staging area (counted against the memory limit; pinned
+ * once per process and device and reused by later streams, up to
+ * TENSORSTREAM_PINNED_CACHE_BYTES, default 1 GiB) and asynchronous copies into device
+ * memory; the CUDA runtime is loaded at run time, and
  * stream_start fails with UNAVAILABLE, before any read, when no usable GPU exists. */
 TENSORSTREAM_API int tensorstream_options_set_device(tensorstream_options* options,
                                                      const char* device);

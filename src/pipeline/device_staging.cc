@@ -3,13 +3,15 @@
 namespace tensorstream {
 
 Result<std::unique_ptr<DeviceStaging>> DeviceStaging::Create(std::shared_ptr<CudaApi> cuda,
+                                                             std::shared_ptr<PinnedCache> pinned,
                                                              int device, uint64_t slot_bytes) {
-  std::unique_ptr<DeviceStaging> staging(new DeviceStaging(std::move(cuda)));
+  std::unique_ptr<DeviceStaging> staging(
+      new DeviceStaging(std::move(cuda), std::move(pinned), device, slot_bytes));
   CudaApi& api = *staging->cuda_;
   TS_RETURN_IF_ERROR(api.SetDevice(device));
   TS_ASSIGN_OR_RETURN(staging->stream_, api.StreamCreate());
   for (Slot& slot : staging->slots_) {
-    TS_ASSIGN_OR_RETURN(void* host, api.HostAllocPinned(slot_bytes));
+    TS_ASSIGN_OR_RETURN(void* host, staging->pinned_->Acquire(device, slot_bytes));
     slot.host = static_cast<char*>(host);
     TS_ASSIGN_OR_RETURN(slot.event, api.EventCreate());
   }
@@ -18,14 +20,14 @@ Result<std::unique_ptr<DeviceStaging>> DeviceStaging::Create(std::shared_ptr<Cud
 
 DeviceStaging::~DeviceStaging() {
   // Copies still in flight (also after an error) read from the slots: wait for all the
-  // stream's work before freeing them.
+  // stream's work before giving them back.
   if (stream_ != nullptr && slots_[0].event != nullptr &&
       cuda_->EventRecord(slots_[0].event, stream_).ok()) {
     (void)cuda_->EventSynchronize(slots_[0].event);
   }
   for (Slot& slot : slots_) {
     if (slot.event != nullptr) cuda_->EventDestroy(slot.event);
-    if (slot.host != nullptr) cuda_->HostFreePinned(slot.host);
+    if (slot.host != nullptr) pinned_->Release(device_, slot_bytes_, slot.host);
   }
   if (stream_ != nullptr) cuda_->StreamDestroy(stream_);
 }

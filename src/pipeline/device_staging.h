@@ -5,7 +5,8 @@
 // memory, and records an event; while the copy runs it reads the next chunk into the
 // other slot. A slot is reused only after its event completed, and only then is its
 // chunk reported finished — so a tensor is complete only when its bytes are on the GPU.
-// Pinned memory is allocated once per stream (at Start), never per file or chunk.
+// The slots are borrowed from a PinnedCache at Start and given back when the staging is
+// destroyed, so pinned memory is allocated once per process and device, not per stream.
 //
 // Threading: one DeviceStaging belongs to one reader thread.
 #pragma once
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "cuda/cuda_api.h"
+#include "pipeline/pinned_cache.h"
 
 namespace tensorstream {
 
@@ -22,9 +24,11 @@ class DeviceStaging {
  public:
   static constexpr int kSlots = 2;
 
-  // Allocates the slots (pinned, `slot_bytes` each), the stream and the events.
-  static Result<std::unique_ptr<DeviceStaging>> Create(std::shared_ptr<CudaApi> cuda, int device,
-                                                       uint64_t slot_bytes);
+  // Borrows the slots (pinned, `slot_bytes` each) from `pinned`; creates the stream and
+  // the events.
+  static Result<std::unique_ptr<DeviceStaging>> Create(std::shared_ptr<CudaApi> cuda,
+                                                       std::shared_ptr<PinnedCache> pinned,
+                                                       int device, uint64_t slot_bytes);
   ~DeviceStaging();
 
   // A slot to read the next chunk into. If the slot still held a chunk in flight, waits
@@ -50,10 +54,18 @@ class DeviceStaging {
     bool busy = false;
     uint32_t chunk = 0;
   };
-  explicit DeviceStaging(std::shared_ptr<CudaApi> cuda) : cuda_(std::move(cuda)) {}
+  DeviceStaging(std::shared_ptr<CudaApi> cuda, std::shared_ptr<PinnedCache> pinned, int device,
+                uint64_t slot_bytes)
+      : cuda_(std::move(cuda)),
+        pinned_(std::move(pinned)),
+        device_(device),
+        slot_bytes_(slot_bytes) {}
   Status Wait(Slot& slot, std::vector<uint32_t>* finished);
 
   const std::shared_ptr<CudaApi> cuda_;
+  const std::shared_ptr<PinnedCache> pinned_;
+  const int device_;
+  const uint64_t slot_bytes_;
   CudaApi::StreamHandle stream_ = nullptr;
   Slot slots_[kSlots];
   int current_ = 0;

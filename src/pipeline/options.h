@@ -10,7 +10,8 @@
 
 namespace tensorstream {
 class CudaApi;
-}
+class PinnedCache;
+}  // namespace tensorstream
 
 namespace tensorstream {
 
@@ -33,6 +34,10 @@ struct StreamOptions {
   bool map_files = true;
   // The CUDA runtime to use; null loads the real one at Start (tests inject a fake).
   std::shared_ptr<CudaApi> cuda;
+  // Where GPU streams borrow their pinned staging. Null: the process's cache of the real
+  // runtime (PinnedCache::ForRuntime), or, with an injected `cuda`, slots of the stream's
+  // own, freed with it.
+  std::shared_ptr<PinnedCache> pinned_cache;
 };
 
 // Sets one option by name from its text (the C API's tensorstream_options_set): keys

@@ -308,9 +308,15 @@ Status Streamer::StartDevice(size_t readers) {
     item_owners_[i] =
         std::shared_ptr<void>(*memory, [cuda = cuda_](void* p) { cuda->DeviceFree(p); });
   }
+  std::shared_ptr<PinnedCache> pinned = options_.pinned_cache;
+  if (pinned == nullptr && options_.cuda == nullptr) {
+    TS_ASSIGN_OR_RETURN(pinned, PinnedCache::ForRuntime(cuda_));
+  } else if (pinned == nullptr) {
+    pinned = std::make_shared<PinnedCache>(cuda_, 0);
+  }
   for (size_t r = 0; r < readers; ++r) {
     TS_ASSIGN_OR_RETURN(auto staging,
-                        DeviceStaging::Create(cuda_, options_.device, staging_slot_bytes_));
+                        DeviceStaging::Create(cuda_, pinned, options_.device, staging_slot_bytes_));
     staging_.push_back(std::move(staging));
   }
   SetMemory(std::make_shared<HostMemory>(kUnlimitedMemory, 0));

@@ -1,5 +1,6 @@
 // The GPU path (pinned staging, async copies, events) against FakeCuda: ordering, slot
-// wrap-around, destinations, errors mid-copy, cancellation and the memory limit.
+// wrap-around, destinations, errors mid-copy, cancellation, the memory limit, and pinned
+// staging kept between streams (PinnedCache).
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -236,6 +237,97 @@ TEST(DeviceStream, StartLeavesTheCallersCurrentDevice) {
   ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
   ASSERT_TRUE(streamer.Start().ok());
   EXPECT_EQ(*cuda->GetDevice(), 1);
+}
+
+TEST(DeviceStream, AThousandStreamsPinTheirStagingOnce) {
+  const std::vector<TestTensor> tensors = {MakeTensor("a", "F32", {64, 64}, 1),
+                                           MakeTensor("b", "BF16", {300}, 2),
+                                           MakeTensor("c", "U8", {50000}, 3)};
+  const std::string path = WriteModel(tensors);
+  auto cuda = std::make_shared<FakeCuda>();
+  {
+    auto cache = std::make_shared<PinnedCache>(cuda, 64 << 20);
+    int64_t first = 0;
+    for (int i = 0; i < 1000; ++i) {
+      StreamOptions options = DeviceOptions(cuda, 2, 16384);
+      options.pinned_cache = cache;
+      Streamer streamer(options);
+      ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
+      const auto got = StreamToDevice(streamer);
+      ASSERT_EQ(got.size(), tensors.size());
+      for (const TestTensor& t : tensors) ASSERT_TRUE(got.at(t.name) == t.bytes) << t.name;
+      if (i == 0) first = cuda->pinned_allocations();
+    }
+    EXPECT_EQ(first, 2 * DeviceStaging::kSlots);   // two readers' slots, once
+    EXPECT_EQ(cuda->pinned_allocations(), first);  // never again
+    EXPECT_EQ(cuda->live_pinned(), first);         // kept, not leaked
+    EXPECT_EQ(cache->kept_bytes(), uint64_t(first) * 16384);
+    EXPECT_EQ(cuda->unpinned_copies(), 0);
+  }
+  EXPECT_EQ(cuda->live_pinned(), 0);  // freed with the cache
+  EXPECT_EQ(cuda->live_streams(), 0);
+  EXPECT_EQ(cuda->live_device(), 0);
+}
+
+TEST(DeviceStream, ConcurrentStreamsBorrowSeparateSlots) {
+  const std::string path = WriteModel(Tensors());
+  auto cuda = std::make_shared<FakeCuda>();
+  auto cache = std::make_shared<PinnedCache>(cuda, 64 << 20);
+  StreamOptions options = DeviceOptions(cuda, 3, 65536);
+  options.pinned_cache = cache;
+  {
+    Streamer one(options), two(options);
+    ASSERT_TRUE(one.AddSafetensorsFile(path).ok());
+    ASSERT_TRUE(two.AddSafetensorsFile(path).ok());
+    ASSERT_TRUE(one.Start().ok());
+    ASSERT_TRUE(two.Start().ok());
+    EXPECT_EQ(cuda->pinned_allocations(), 2 * 3 * DeviceStaging::kSlots);
+    EXPECT_EQ(cache->kept_bytes(), 0u);  // all lent out
+  }
+  EXPECT_EQ(cuda->live_pinned(), 2 * 3 * DeviceStaging::kSlots);  // both sets kept
+  Streamer three(options);
+  ASSERT_TRUE(three.AddSafetensorsFile(path).ok());
+  ASSERT_EQ(StreamToDevice(three).size(), Tensors().size());
+  EXPECT_EQ(cuda->pinned_allocations(), 2 * 3 * DeviceStaging::kSlots);  // reused
+}
+
+TEST(PinnedCache, KeepsSlotsPerDeviceAndSizeUpToItsLimit) {
+  auto cuda = std::make_shared<FakeCuda>(2);
+  {
+    PinnedCache cache(cuda, 3 * 4096 - 1);  // room for two 4096-byte slots, not three
+    void* a = *cache.Acquire(0, 4096);
+    void* b = *cache.Acquire(0, 4096);
+    cache.Release(0, 4096, a);
+    cache.Release(0, 4096, b);
+    EXPECT_EQ(cache.kept_bytes(), 2u * 4096);
+    void* other_device = *cache.Acquire(1, 4096);  // another device: a new slot
+    EXPECT_EQ(cuda->pinned_allocations(), 3);
+    void* larger = *cache.Acquire(0, 8192);  // another size: a new slot
+    EXPECT_EQ(cuda->pinned_allocations(), 4);
+    void* again = *cache.Acquire(0, 4096);  // the same device and size: a kept one
+    EXPECT_TRUE(again == a || again == b);
+    EXPECT_EQ(cuda->pinned_allocations(), 4);
+    cache.Release(0, 8192, larger);  // 4096 + 8192 would pass the limit: freed
+    EXPECT_EQ(cache.kept_bytes(), 4096u);
+    EXPECT_EQ(cuda->live_pinned(), 3);
+    cache.Release(1, 4096, other_device);  // kept
+    cache.Release(0, 4096, again);         // a third would pass the limit: freed
+    EXPECT_EQ(cache.kept_bytes(), 2u * 4096);
+    EXPECT_EQ(cuda->live_pinned(), 2);
+  }
+  EXPECT_EQ(cuda->live_pinned(), 0);
+}
+
+TEST(PinnedCache, TheRuntimeCacheSettingIsChecked) {
+  auto cuda = std::make_shared<FakeCuda>();
+  ::setenv("TENSORSTREAM_PINNED_CACHE_BYTES", "lots", 1);
+  auto bad = PinnedCache::ForRuntime(cuda);
+  ::unsetenv("TENSORSTREAM_PINNED_CACHE_BYTES");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("TENSORSTREAM_PINNED_CACHE_BYTES"), std::string::npos);
+  auto good = PinnedCache::ForRuntime(cuda);
+  ASSERT_TRUE(good.ok());
+  EXPECT_EQ(*PinnedCache::ForRuntime(cuda), *good);  // one per runtime
 }
 
 TEST(DeviceStream, ParseDevice) {
