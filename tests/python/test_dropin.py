@@ -443,3 +443,25 @@ def test_streamer_patcher_redirects_a_bucket_to_a_directory(tmp_path, model_file
     assert_same(tensor, reference(model_files[1])[name], name)
     patcher.shim_pull_files("gs://bucket/", str(tmp_path / "pulled"), allow_pattern=["*-00001-*"])
     assert os.listdir(tmp_path / "pulled") == [Path(model_files[1]).name]
+
+
+def test_installed_over_the_reference_it_warns_and_says_how_to_keep_one(tmp_path):
+    """pip lets this package and runai-model-streamer overwrite each other's
+    runai_model_streamer files; installed over the reference (whose libstreamer/ stays),
+    importing ours warns instead of shadowing it silently."""
+    import shutil
+
+    package = tmp_path / "runai_model_streamer"
+    shutil.copytree(Path(runai_model_streamer.__file__).parent, package)
+    check = ("import warnings; warnings.simplefilter('error', RuntimeWarning); "
+             "import runai_model_streamer")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    clean = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True,
+                           text=True)
+    assert clean.returncode == 0, clean.stderr
+    (package / "libstreamer" / "lib").mkdir(parents=True)  # what the reference leaves
+    mixed = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True,
+                           text=True)
+    assert mixed.returncode != 0
+    assert "runai-model-streamer is installed in the same environment" in mixed.stderr
+    assert "pip uninstall runai-model-streamer" in mixed.stderr
