@@ -139,6 +139,12 @@ TENSORSTREAM_API int tensorstream_options_set_s3_credentials(
  *                            the default);
  *                 "private": tensors are bytes the library owns, immune to later changes
  *                            of the file (TENSORSTREAM_MMAP=0).
+ *   device_memory_limit  with a CUDA device, for tensors without a destination: the
+ *                 device memory the stream allocates ahead of the consumer (allocated,
+ *                 not yet delivered), each read group's when its bytes are about to
+ *                 arrive; readers wait beyond it, so a model larger than the GPU streams
+ *                 while the consumer releases tensors. -1 (default): max(1 GiB, the
+ *                 largest tensor); N: bytes, at least the largest tensor's.
  *   s3.access_key_id, s3.secret_access_key, s3.session_token, s3.region, s3.endpoint
  *                 S3 settings, before the AWS_* variables and profile files
  *   gcs.credential_file  a service-account or authorized_user JSON file, before

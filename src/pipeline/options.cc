@@ -105,6 +105,11 @@ const std::map<std::string_view, Setter>& Setters() {
          TS_ASSIGN_OR_RETURN(o.memory_limit, IntegerValue("memory_limit", v));
          return Status::Ok();
        }},
+      {"device_memory_limit",
+       [](StreamOptions& o, const char* v) -> Status {
+         TS_ASSIGN_OR_RETURN(o.device_memory_limit, IntegerValue("device_memory_limit", v));
+         return Status::Ok();
+       }},
       {"direct_io",
        [](StreamOptions& o, const char* v) -> Status {
          TS_ASSIGN_OR_RETURN(o.storage.direct_io, BoolValue("direct_io", v));
@@ -160,6 +165,10 @@ Status ValidateOptions(const StreamOptions& o) {
   if (o.chunk_bytes != 0 && (o.chunk_bytes < kMinChunkBytes || o.chunk_bytes > kMaxChunkBytes)) {
     return InvalidArgument("chunk size " + std::to_string(o.chunk_bytes) +
                            " bytes is outside 4 KiB..1 GiB");
+  }
+  if (o.device_memory_limit < -1 || o.device_memory_limit == 0) {
+    return InvalidArgument("device memory limit " + std::to_string(o.device_memory_limit) +
+                           " is invalid: use -1 (automatic) or bytes");
   }
   if (o.memory_limit < -1) {
     return InvalidArgument("Memory limit supplied: " + std::to_string(o.memory_limit) +

@@ -29,6 +29,12 @@ struct StreamOptions {
   int64_t memory_limit = kUnlimitedMemory;  // -1 unlimited, 0 largest tensor, N bytes
   StorageOptions storage;
   int device = -1;  // -1: host memory; N: CUDA device N (through pinned staging)
+  // Device mode, tensors without a caller destination: the stream allocates each read
+  // group's device memory when its first chunk is about to be copied, and keeps at most
+  // this many bytes allocated but not yet delivered (readers wait beyond it; delivered
+  // tensors belong to the consumer and no longer count). -1: max(1 GiB, the largest
+  // tensor); N: bytes, at least the largest tensor's.
+  int64_t device_memory_limit = -1;
   // Host streams without a memory limit hand out local files' tensors as views of a
   // copy-on-write mapping of the file (no copy at all); off: always read into buffers.
   bool map_files = true;
@@ -41,9 +47,9 @@ struct StreamOptions {
 };
 
 // Sets one option by name from its text (the C API's tensorstream_options_set): keys
-// concurrency, chunk_bytes, memory_limit, direct_io, host_memory ("mapped" | "private"),
-// and the settings the storage backends declare ("s3.region", "gcs.credential_file"…;
-// NULL unsets one). Leaves `options` unchanged unless the result validates.
+// concurrency, chunk_bytes, memory_limit, device_memory_limit, direct_io, host_memory
+// ("mapped" | "private"), and the settings the storage backends declare ("s3.region",
+// "gcs.credential_file"…; NULL unsets one). Leaves `options` unchanged unless the result validates.
 Status SetOption(StreamOptions& options, std::string_view key, const char* value);
 
 // Checks ranges (concurrency 1..1024, chunk 4 KiB..1 GiB or 0, limit >= -1).

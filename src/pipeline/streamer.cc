@@ -12,6 +12,8 @@ namespace tensorstream {
 namespace {
 constexpr uint64_t kMinBufferAlignment = 64;
 constexpr uint64_t kMinReadAheadWindow = 256ull << 20;
+// Device memory a GPU stream allocates ahead of its consumer by default.
+constexpr uint64_t kDefaultDeviceWindow = 1ull << 30;
 }  // namespace
 
 Streamer::Streamer(StreamOptions options)
@@ -292,22 +294,29 @@ Status Streamer::StartDevice(size_t readers) {
     ~RestoreDevice() { (void)cuda.SetDevice(device); }
   } restore{*cuda_, callers_device};
   TS_RETURN_IF_ERROR(cuda_->SetDevice(options_.device));
-  // Destinations: the caller's, or device memory of our own, freed with the tensor.
+  // Destinations: the caller's now; device memory of our own (freed with the tensor) is
+  // allocated group by group as the readers reach it (EnsureDeviceMemory).
   item_destinations_.resize(plan_->items.size());
   item_owners_.resize(plan_->items.size());
+  const Item* largest = nullptr;
   for (size_t i = 0; i < plan_->items.size(); ++i) {
     const Item& item = plan_->items[i];
     item_destinations_[i] = files_[item.file_index].destinations[item.index];
-    if (item_destinations_[i] != nullptr || item.nbytes == 0) continue;
-    auto memory = cuda_->DeviceAlloc(item.nbytes);
-    if (!memory.ok()) {
-      return memory.status().WithContext(files_[item.file_index].uri + ": tensor " +
-                                         Quoted(item.name));
+    if (item_destinations_[i] == nullptr && (largest == nullptr || item.nbytes > largest->nbytes)) {
+      largest = &item;
     }
-    item_destinations_[i] = *memory;
-    item_owners_[i] =
-        std::shared_ptr<void>(*memory, [cuda = cuda_](void* p) { cuda->DeviceFree(p); });
   }
+  const uint64_t largest_bytes = largest != nullptr ? largest->nbytes : 0;
+  const int64_t limit = options_.device_memory_limit;
+  if (limit > 0 && static_cast<uint64_t>(limit) < largest_bytes) {
+    return Status(StatusCode::kMemoryLimit,
+                  "Device memory limit supplied: " + std::to_string(limit) +
+                      " cannot be smaller than: " + std::to_string(largest_bytes) +
+                      ", the bytes that tensor " + Quoted(largest->name) + " of " +
+                      files_[largest->file_index].uri + " needs");
+  }
+  device_window_ =
+      limit > 0 ? static_cast<uint64_t>(limit) : std::max(kDefaultDeviceWindow, largest_bytes);
   std::shared_ptr<PinnedCache> pinned = options_.pinned_cache;
   if (pinned == nullptr && options_.cuda == nullptr) {
     TS_ASSIGN_OR_RETURN(pinned, PinnedCache::ForRuntime(cuda_));
@@ -346,12 +355,20 @@ void Streamer::DeviceReaderLoop(DeviceStaging& staging) {
     for (const uint32_t chunk : finished) FinishChunk(chunk);
     finished.clear();
   };
+  const auto flush = [&]() -> Status {
+    const Status drained = staging.Drain(&finished);
+    if (!drained.ok()) return drained.WithContext(DescribeChunk(staging.failed_chunk()));
+    finish();
+    return Status::Ok();
+  };
   Status status = cuda_->SetDevice(options_.device);
   ChunkTask task;
   while (status.ok() && TakeChunk(&task)) {
     const Chunk& chunk = plan_->chunks[task.chunk];
     const ReadGroup& group = plan_->groups[chunk.group];
     const StreamFile& file = files_[group.file_index];
+    status = EnsureDeviceMemory(chunk.group, flush);
+    if (!status.ok()) break;
     auto slot = staging.NextSlot(&finished);
     finish();
     if (!slot.ok()) {  // a copy of an earlier chunk failed: name that chunk's tensors
@@ -385,6 +402,56 @@ void Streamer::DeviceReaderLoop(DeviceStaging& staging) {
   }
   if (status.ok()) finish();
   if (!status.ok()) Fail(status);
+}
+
+Status Streamer::EnsureDeviceMemory(uint32_t g, const std::function<Status()>& flush) {
+  GroupState& state = groups_[g];
+  if (state.device_ready.load(std::memory_order_acquire)) return Status::Ok();
+  const ReadGroup& group = plan_->groups[g];
+  // From the files' destinations, which never change once started (item_destinations_
+  // is being written by the reader that allocates).
+  const auto ours = [&](size_t i) {
+    const Item& item = plan_->items[i];
+    return item.nbytes > 0 && files_[item.file_index].destinations[item.index] == nullptr;
+  };
+  uint64_t need = 0;
+  for (const size_t i : group.items) need += ours(i) ? plan_->items[i].nbytes : 0;
+  std::unique_lock lock(queue_mu_);
+  const bool allocates = !state.device_claimed;
+  state.device_claimed = true;
+  const auto can_go = [&] {
+    if (!allocates) return state.device_ready.load(std::memory_order_acquire);
+    return device_ahead_bytes_ == 0 || device_ahead_bytes_ + need <= device_window_;
+  };
+  if (!can_go()) {
+    lock.unlock();
+    TS_RETURN_IF_ERROR(flush());
+    lock.lock();
+    taken_cv_.wait(lock, [&] { return cancelled_.load(std::memory_order_acquire) || can_go(); });
+  }
+  if (cancelled_.load(std::memory_order_acquire)) return Cancelled("stream cancelled");
+  if (!allocates) return Status::Ok();
+  device_ahead_bytes_ += need;
+  state.device_bytes = need;
+  lock.unlock();
+  for (const size_t i : group.items) {
+    if (!ours(i)) continue;
+    const Item& item = plan_->items[i];
+    auto memory = cuda_->DeviceAlloc(item.nbytes);
+    if (!memory.ok()) {
+      return memory.status().WithContext(files_[item.file_index].uri + ": tensor " +
+                                         Quoted(item.name));
+    }
+    item_destinations_[i] = *memory;
+    item_owners_[i] =
+        std::shared_ptr<void>(*memory, [cuda = cuda_](void* p) { cuda->DeviceFree(p); });
+  }
+  {
+    std::lock_guard relock(queue_mu_);
+    state.device_ready.store(true, std::memory_order_release);
+  }
+  taken_cv_.notify_all();
+  return Status::Ok();
 }
 
 std::string Streamer::DescribeChunk(uint32_t chunk) const {
@@ -426,6 +493,10 @@ bool Streamer::TakeChunk(ChunkTask* task) {
     GroupState& state = groups_[g];
     if (next_chunk_in_group_ == 0 && cuda_ != nullptr) {
       // Device mode: chunks go through the readers' staging slots, not a group buffer.
+      {
+        std::lock_guard lock(queue_mu_);
+        state.items_untaken = static_cast<uint32_t>(group.items.size());
+      }
       state.chunks_left.store(group.chunk_count, std::memory_order_relaxed);
       if (group.chunk_count == 0) {  // only zero-size tensors
         ++next_group_;
@@ -576,12 +647,16 @@ Result<size_t> Streamer::NextBatch(size_t max, std::vector<std::unique_ptr<Deliv
     std::unique_ptr<DeliveredTensor> tensor = std::move(completed_.front());
     completed_.pop_front();
     ++delivered_;
-    if (cuda_ == nullptr) {
-      const uint32_t g = plan_->item_group[tensor->plan_index()];
-      if (--groups_[g].items_untaken == 0) {
+    const uint32_t g = plan_->item_group[tensor->plan_index()];
+    if (--groups_[g].items_untaken == 0) {
+      // The group no longer counts as ahead of the consumer: its host bytes (host mode)
+      // or the device memory the stream allocated for it (device mode).
+      if (cuda_ == nullptr) {
         ahead_bytes_ -= plan_->groups[g].bytes();
-        window_moved = true;
+      } else {
+        device_ahead_bytes_ -= groups_[g].device_bytes;
       }
+      window_moved = true;
     }
     out->push_back(std::move(tensor));
   }

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -154,6 +155,11 @@ class Streamer {
     std::shared_ptr<HostBuffer> buffer;
     std::atomic<uint32_t> chunks_left{0};
     uint32_t items_untaken = 0;  // guarded by queue_mu_
+    // Device mode: whether the group's stream-allocated device memory exists, and how
+    // many bytes of it count as ahead of the consumer (both guarded by queue_mu_).
+    bool device_claimed = false;
+    std::atomic<bool> device_ready{false};
+    uint64_t device_bytes = 0;
   };
   struct ChunkTask {
     uint32_t chunk = 0;
@@ -174,6 +180,12 @@ class Streamer {
   Status LaunchReaders(size_t readers);
   void HostReaderLoop();
   void DeviceReaderLoop(DeviceStaging& staging);
+  // Device mode: makes sure group `g` has device memory for the tensors that have no
+  // caller destination, allocating it (within device_window_) if this reader is the
+  // first to need it, waiting for the reader that is otherwise. Before waiting, the
+  // reader reports every chunk in its staging (`flush`): a chunk held back while its
+  // reader waits could be what completes the group the window waits for.
+  Status EnsureDeviceMemory(uint32_t g, const std::function<Status()>& flush);
   // "uri: tensor 'name'" for the tensors that chunk `chunk` carries, for error messages.
   std::string DescribeChunk(uint32_t chunk) const;
   // Hands out the next chunk in plan order, reserving and allocating its group's buffer
@@ -204,6 +216,10 @@ class Streamer {
   std::vector<std::unique_ptr<DeviceStaging>> staging_;
   std::vector<void*> item_destinations_;
   std::vector<std::shared_ptr<void>> item_owners_;
+  // Device memory the stream allocated and has not delivered yet, and its limit
+  // (StreamOptions::device_memory_limit); guarded by queue_mu_, waited for on taken_cv_.
+  uint64_t device_ahead_bytes_ = 0;
+  uint64_t device_window_ = 0;
   uint64_t staging_slot_bytes_ = 0;
   uint64_t staging_bytes_ = 0;  // pinned host memory of all readers
   std::atomic<bool> cancelled_{false};

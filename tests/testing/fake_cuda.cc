@@ -1,5 +1,6 @@
 #include "fake_cuda.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -88,11 +89,21 @@ void FakeCuda::HostFreePinned(void* ptr) {
 }
 
 Result<void*> FakeCuda::DeviceAlloc(size_t bytes) {
+  void* p = std::malloc(bytes == 0 ? 1 : bytes);
   ++live_device_;
-  return std::malloc(bytes == 0 ? 1 : bytes);
+  std::lock_guard lock(mu_);
+  device_[p] = bytes;
+  live_device_bytes_ += static_cast<int64_t>(bytes);
+  peak_device_bytes_ = std::max<int64_t>(peak_device_bytes_, live_device_bytes_);
+  return p;
 }
 
 void FakeCuda::DeviceFree(void* ptr) {
+  {
+    std::lock_guard lock(mu_);
+    live_device_bytes_ -= static_cast<int64_t>(device_[ptr]);
+    device_.erase(ptr);
+  }
   --live_device_;
   std::free(ptr);
 }

@@ -45,6 +45,15 @@ class FakeCuda final : public CudaApi {
   int64_t pinned_allocations() const { return pinned_allocations_; }
   int64_t live_pinned() const { return live_pinned_; }
   int64_t live_device() const { return live_device_; }
+  // Bytes of device memory allocated and not freed, now and at most so far.
+  int64_t live_device_bytes() const {
+    std::lock_guard lock(mu_);
+    return live_device_bytes_;
+  }
+  int64_t peak_device_bytes() const {
+    std::lock_guard lock(mu_);
+    return peak_device_bytes_;
+  }
   int64_t live_streams() const { return live_streams_; }
   int64_t copies() const { return copies_; }
   // Copies whose source was not pinned memory from HostAllocPinned.
@@ -63,8 +72,11 @@ class FakeCuda final : public CudaApi {
   std::atomic<int64_t> live_streams_{0};
   std::atomic<int64_t> copies_{0};
   std::atomic<int64_t> unpinned_copies_{0};
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::map<const char*, size_t> pinned_;  // start → size, to check copy sources
+  std::map<void*, size_t> device_;        // start → size
+  int64_t live_device_bytes_ = 0;         // guarded by mu_
+  int64_t peak_device_bytes_ = 0;         // guarded by mu_
 };
 
 }  // namespace tensorstream::testing

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <thread>
 
 #include "fake_cuda.h"
 #include "pipeline/streamer.h"
@@ -49,12 +50,13 @@ std::string WriteModel(const std::vector<TestTensor>& tensors) {
   return path;
 }
 
-// Streams everything and returns name → bytes read back from the (fake) device memory.
-std::map<std::string, std::string> StreamToDevice(Streamer& streamer) {
+// Streams everything (starting the stream unless `started`) and returns name → bytes read
+// back from the (fake) device memory.
+std::map<std::string, std::string> StreamToDevice(Streamer& streamer, bool started = false) {
   std::map<std::string, std::string> got;
-  const Status started = streamer.Start();
-  EXPECT_TRUE(started.ok()) << started.message();
-  if (!started.ok()) return got;
+  const Status start = started ? Status::Ok() : streamer.Start();
+  EXPECT_TRUE(start.ok()) << start.message();
+  if (!start.ok()) return got;
   while (true) {
     auto next = streamer.Next();
     EXPECT_TRUE(next.ok()) << next.status().message();
@@ -63,6 +65,18 @@ std::map<std::string, std::string> StreamToDevice(Streamer& streamer) {
     got[item.name] = std::string(static_cast<const char*>((*next)->data()), item.nbytes);
   }
   return got;
+}
+
+// Takes every tensor of a started stream and keeps them all.
+std::vector<std::unique_ptr<DeliveredTensor>> TakeAll(Streamer& streamer) {
+  std::vector<std::unique_ptr<DeliveredTensor>> kept;
+  while (true) {
+    auto next = streamer.Next();
+    EXPECT_TRUE(next.ok()) << next.status().message();
+    if (!next.ok() || *next == nullptr) break;
+    kept.push_back(std::move(*next));
+  }
+  return kept;
 }
 
 TEST(DeviceStream, ByteExactWithSlotWrapAroundAtManyChunkSizes) {
@@ -201,15 +215,13 @@ TEST(DeviceStream, StreamAllocatedMemoryIsFreedWithEachTensor) {
   Streamer streamer(DeviceOptions(cuda, 2, 65536));
   ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
   ASSERT_TRUE(streamer.Start().ok());
-  const int64_t allocated = cuda->live_device();
-  int64_t released = 0;
-  while (true) {
-    auto next = streamer.Next();
-    ASSERT_TRUE(next.ok()) << next.status().message();
-    if (*next == nullptr) break;
-    if ((*next)->item().nbytes > 0) ++released;
-    next->reset();  // releases the tensor
-    EXPECT_EQ(cuda->live_device(), allocated - released);
+  std::vector<std::unique_ptr<DeliveredTensor>> kept = TakeAll(streamer);
+  // Every read is over: releasing a tensor frees its device memory, and only its.
+  for (auto& tensor : kept) {
+    const int64_t before = cuda->live_device_bytes();
+    const auto nbytes = static_cast<int64_t>(tensor->item().nbytes);
+    tensor.reset();
+    EXPECT_EQ(cuda->live_device_bytes(), before - nbytes);
   }
   EXPECT_EQ(cuda->live_device(), 0);
 }
@@ -237,6 +249,91 @@ TEST(DeviceStream, StartLeavesTheCallersCurrentDevice) {
   ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
   ASSERT_TRUE(streamer.Start().ok());
   EXPECT_EQ(*cuda->GetDevice(), 1);
+}
+
+// `count` tensors of 1.2 MB each (F32, 300 x 1000).
+std::vector<TestTensor> LargeTensors(int count) {
+  std::vector<TestTensor> tensors;
+  for (int i = 0; i < count; ++i) {
+    tensors.push_back(MakeTensor("big." + std::to_string(i), "F32", {300, 1000}, 500 + i));
+  }
+  return tensors;
+}
+constexpr int64_t kLargeTensorBytes = 300 * 1000 * 4;
+
+StreamOptions LimitedDeviceOptions(std::shared_ptr<FakeCuda> cuda, int64_t device_limit) {
+  StreamOptions options = DeviceOptions(std::move(cuda), 4, 256 << 10);
+  options.device_memory_limit = device_limit;
+  return options;
+}
+
+TEST(DeviceStream, AModelLargerThanTheDeviceLimitStreamsWhileTheConsumerReleases) {
+  const auto tensors = LargeTensors(20);  // 24 MB against a limit of 3 tensors
+  const std::string path = WriteModel(tensors);
+  auto cuda = std::make_shared<FakeCuda>();
+  const int64_t limit = 3 * kLargeTensorBytes;
+  Streamer streamer(LimitedDeviceOptions(cuda, limit));
+  ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
+  ASSERT_TRUE(streamer.Start().ok());
+  size_t delivered = 0;
+  while (true) {
+    auto next = streamer.Next();
+    ASSERT_TRUE(next.ok()) << next.status().message();
+    if (*next == nullptr) break;
+    const Item& item = (*next)->item();
+    EXPECT_TRUE(std::string(static_cast<const char*>((*next)->data()), item.nbytes) ==
+                tensors[item.index].bytes)
+        << item.name;
+    ++delivered;  // and released: the tensor's device memory is freed here
+  }
+  EXPECT_EQ(delivered, tensors.size());
+  // Never more than the limit ahead of the consumer, plus the one tensor it holds.
+  EXPECT_LE(cuda->peak_device_bytes(), limit + kLargeTensorBytes);
+  EXPECT_EQ(cuda->live_device_bytes(), 0);
+}
+
+TEST(DeviceStream, ReadersStopAtTheDeviceLimitUntilTheConsumerTakes) {
+  const auto tensors = LargeTensors(10);
+  const std::string path = WriteModel(tensors);
+  auto cuda = std::make_shared<FakeCuda>();
+  const int64_t limit = 2 * kLargeTensorBytes;
+  Streamer streamer(LimitedDeviceOptions(cuda, limit));
+  ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
+  ASSERT_TRUE(streamer.Start().ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // nobody takes anything
+  EXPECT_GT(cuda->peak_device_bytes(), 0);
+  EXPECT_LE(cuda->peak_device_bytes(), limit);  // not the whole model up front
+  EXPECT_EQ(StreamToDevice(streamer, /*started=*/true).size(), tensors.size());
+}
+
+TEST(DeviceStream, AConsumerThatKeepsEveryTensorStillGetsThemAll) {
+  // Delivered tensors are the consumer's: they no longer count against the limit.
+  const auto tensors = LargeTensors(8);
+  const std::string path = WriteModel(tensors);
+  auto cuda = std::make_shared<FakeCuda>();
+  Streamer streamer(LimitedDeviceOptions(cuda, 2 * kLargeTensorBytes));
+  ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
+  ASSERT_TRUE(streamer.Start().ok());
+  std::vector<std::unique_ptr<DeliveredTensor>> kept = TakeAll(streamer);
+  ASSERT_EQ(kept.size(), tensors.size());
+  for (const auto& tensor : kept) {
+    EXPECT_TRUE(std::string(static_cast<const char*>(tensor->data()), tensor->item().nbytes) ==
+                tensors[tensor->item().index].bytes);
+  }
+  EXPECT_EQ(cuda->live_device_bytes(), 8 * kLargeTensorBytes);
+  kept.clear();
+  EXPECT_EQ(cuda->live_device_bytes(), 0);
+}
+
+TEST(DeviceStream, ADeviceLimitBelowTheLargestTensorIsRefusedAtStart) {
+  const std::string path = WriteModel(LargeTensors(2));
+  auto cuda = std::make_shared<FakeCuda>();
+  Streamer streamer(LimitedDeviceOptions(cuda, kLargeTensorBytes - 1));
+  ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
+  const Status started = streamer.Start();
+  EXPECT_EQ(started.code(), StatusCode::kMemoryLimit);
+  EXPECT_NE(started.message().find("tensor 'big."), std::string::npos) << started.message();
+  EXPECT_EQ(cuda->live_device(), 0);
 }
 
 TEST(DeviceStream, AThousandStreamsPinTheirStagingOnce) {
