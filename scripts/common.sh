@@ -16,7 +16,7 @@ log() { printf '\n== %s\n' "$*" >&2; }
 ensure_debian_packages() {
   local wanted=(build-essential cmake ninja-build pkg-config libgtest-dev nlohmann-json3-dev
                 libcurl4-openssl-dev libssl-dev libcli11-dev clang-14 libclang-rt-14-dev
-                clang-format-14 python3-venv curl)
+                clang-format-14 python3-venv curl openssl)
   local missing=()
   for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -8,6 +8,9 @@
 #                                         ports PORT+1..PORT+3 (and +10000) for its internals
 #   scripts/s3_server.sh stop [DIR]       stop it (default: the last one started)
 #   scripts/s3_server.sh env PORT         print the client settings (export lines)
+#   scripts/s3_server.sh free-port [OFFSET...]  print a PORT whose PORT..PORT+3 and their
+#                                         +10000 twins are free on loopback, and PORT+OFFSET
+#                                         for each OFFSET too (ports for other servers)
 #
 # Signatures are checked: the server knows one identity (keys below, test-only values) with
 # full rights, plus anonymous read/list for the unsigned-request test.
@@ -113,4 +116,30 @@ env_lines() {
   echo "export AWS_EC2_METADATA_DISABLED=true"
 }
 
+free_port() {
+  python3 - "$@" <<'PY'
+import random, socket, sys
+extra = [int(offset) for offset in sys.argv[1:]]
+def free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+for _ in range(200):
+    base = random.randrange(20000, 30000, 10)
+    if all(free(base + d) and free(base + d + 10000) for d in range(4)) and \
+            all(free(base + d) for d in extra):
+        print(base)
+        sys.exit(0)
+sys.exit("s3_server: no free ports")
+PY
+}
+
+if [[ ${1:-} == free-port ]]; then
+  shift
+  free_port "$@"
+  exit
+fi
 server_main "$@"

@@ -10,9 +10,12 @@
 #   6. the storage conformance suite, run once per store against real servers on loopback
 #      (local disk, S3 on SeaweedFS, GCS on fake-gcs-server, Azure on Azurite), and the S3
 #      integration tests
+#   7. the self-contained wheel (scripts/build_wheel.sh) installed and used on a bare
+#      machine, where a mount namespace hides libcurl and OpenSSL, and the sdist built
+#      from source in a fresh environment                                 (tests/wheel)
 # Set TS_TEST_ONLY to a space-separated subset (e.g. "unit python") to run fewer stages.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-stages=${TS_TEST_ONLY:-"unit python asan tsan fuzz stores"}
+stages=${TS_TEST_ONLY:-"unit python asan tsan fuzz stores wheel"}
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 want() { [[ " $stages " == *" $1 "* ]]; }
 # The C++ suites run twice, each time in a random order and in parallel, so that a test
@@ -28,7 +31,7 @@ run_ctest() {
 export AWS_EC2_METADATA_DISABLED=true
 
 ensure_debian_packages
-if want python || want stores; then ensure_venv; fi
+if want python || want stores || want wheel; then ensure_venv; fi
 if want python; then ensure_reference_venv; fi
 
 if want unit; then
@@ -81,6 +84,15 @@ if want stores; then
   [ -x "$REPO_ROOT/build/tests/tensorstream_tests" ] || build_tree "$REPO_ROOT/build"
   want python || install_python_package  # the front tests import the installed package
   TENSORSTREAM_PYTHON=$TS_PY bash "$REPO_ROOT/tests/stores/run.sh" "$REPO_ROOT/build/tests/tensorstream_tests"
+fi
+
+if want wheel; then
+  log "the self-contained wheel on a bare machine (no libcurl, no OpenSSL), and the sdist"
+  bash "$REPO_ROOT/scripts/build_wheel.sh"
+  TENSORSTREAM_PYTHON=$TS_PY bash "$REPO_ROOT/tests/wheel/bare_machine.sh" \
+    "$REPO_ROOT"/dist/tensorstream-*-manylinux_*.whl
+  TENSORSTREAM_PYTHON=$TS_PY bash "$REPO_ROOT/tests/wheel/sdist_build.sh" \
+    "$REPO_ROOT"/dist/tensorstream-*.tar.gz
 fi
 
 log "all requested test stages passed: $stages"

@@ -4,6 +4,7 @@
     fault_proxy.py --upstream-port U [--listen-port P] [--flavor s3|gcs|azure]
                    [--plan cut,503,ok] [--require-authorization VALUE --token T]
                    [--rate BYTES_PER_SECOND] [--faults-after N] [--max-seconds 600]
+                   [--tls-cert CERT.pem --tls-key KEY.pem]
 
 Requests are forwarded to 127.0.0.1:U with their Host header untouched (S3 signs it).
 What happens to a reply depends on the object name in the path:
@@ -35,6 +36,9 @@ server's side), and the most client connections open at once.
 --rate caps each connection's body bandwidth (bytes per second), as a model of a host
 whose network, not its storage, is the bottleneck.
 
+With --tls-cert and --tls-key the proxy speaks HTTPS to its clients (the upstream stays
+plain HTTP): a TLS endpoint on loopback for the tests of certificate verification.
+
 Prints "READY <port>" when listening (--listen-port 0, the default, picks a free port).
 Exits after --max-seconds whatever happens.
 """
@@ -42,6 +46,7 @@ import argparse
 import http.client
 import json
 import socketserver
+import ssl
 import sys
 import threading
 import time
@@ -67,6 +72,13 @@ class Proxy(socketserver.ThreadingMixIn, socketserver.TCPServer):
 
     def __init__(self, args):
         super().__init__(("127.0.0.1", args.listen_port), Handler)
+        if args.tls_cert:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(args.tls_cert, args.tls_key)
+            # The handshake then happens at the first read, in the connection's own
+            # thread, so a client that refuses the certificate never blocks accepting.
+            self.socket = context.wrap_socket(self.socket, server_side=True,
+                                              do_handshake_on_connect=False)
         self.args = args
         self.plan = args.plan.split(",")
         self.counter = 0
@@ -76,8 +88,10 @@ class Proxy(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.stopping = threading.Event()
 
     def handle_error(self, request, client_address):
-        """A client that hangs up mid-reply (a cancelled read, a timeout) is normal here."""
-        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+        """A client that hangs up mid-reply (a cancelled read, a timeout) or refuses the
+        certificate is normal here."""
+        if not isinstance(sys.exc_info()[1],
+                          (BrokenPipeError, ConnectionResetError, ssl.SSLError)):
             super().handle_error(request, client_address)
 
     def count(self, ranged: bool, body_bytes: int) -> None:
@@ -254,7 +268,11 @@ def main():
     parser.add_argument("--rate", type=float, default=0.0)
     parser.add_argument("--faults-after", type=int, default=0)
     parser.add_argument("--max-seconds", type=float, default=600.0)
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
     args = parser.parse_args()
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
     server = Proxy(args)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print(f"READY {server.server_address[1]}", flush=True)

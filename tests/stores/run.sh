@@ -42,23 +42,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A base port with PORT..PORT+3 and their +10000 gRPC twins free (SeaweedFS), PORT+5
-# (fake-gcs-server) and PORT+6 (Azurite).
-PORT=$("$PYTHON" - <<'PY'
-import random, socket
-def free(p):
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", p)); return True
-        except OSError:
-            return False
-for _ in range(200):
-    base = random.randrange(20000, 30000, 10)
-    if all(free(base + d) and free(base + d + 10000) for d in range(4)) and free(base + 5) \
-            and free(base + 6):
-        print(base); break
-PY
-)
+# SeaweedFS's ports, and PORT+5 (fake-gcs-server) and PORT+6 (Azurite).
+PORT=$("$ROOT/scripts/s3_server.sh" free-port 5 6)
 [[ -n $PORT ]] || { echo "tests/stores/run.sh: no free ports" >&2; exit 1; }
 GCS_PORT=$((PORT + 5))
 AZURE_PORT=$((PORT + 6))
