@@ -2,7 +2,10 @@
 """GPU loading benchmark: a Llama-shaped SafeTensors file into one CUDA device, side by side.
 
 Loaders (each in its own subprocess, so page cache state and memory are its own):
-  tensorstream        tensorstream.load(path, device="cuda:0")  (pinned staging → GPU)
+  tensorstream        tensorstream.load(path, device="cuda:0")  (TENSORSTREAM_GPU_STRATEGY
+                      auto: registered mapping when cached, pinned staging when cold)
+  tensorstream-staging   the same, forced: pread → pinned slots → GPU
+  tensorstream-register  the same, forced: registered windows of the mapping → GPU
   tensorstream-dropin runai_model_streamer drop-in, stream_files(device="cuda:0")
   load_file           safetensors.torch.load_file(path, device="cuda:0")
   safe_open+to        safe_open(...).get_tensor(n).to("cuda:0")
@@ -23,8 +26,10 @@ import time
 
 from page_cache import evict, warm  # bench/page_cache.py, beside this script
 
-LOADERS = ["tensorstream", "tensorstream-dropin", "load_file", "safe_open+to", "runai+to",
-           "fastsafetensors"]
+LOADERS = ["tensorstream", "tensorstream-staging", "tensorstream-register", "tensorstream-dropin",
+           "load_file", "safe_open+to", "runai+to", "fastsafetensors"]
+# Our loaders that force a GPU strategy, with the setting they force.
+STRATEGIES = {"tensorstream-staging": "staging", "tensorstream-register": "register"}
 
 
 def write_model(path, target_bytes):
@@ -69,7 +74,7 @@ loader, path, device = sys.argv[1], sys.argv[2], "cuda:0"
 torch.cuda.init(); torch.empty(1, device=device)  # context creation outside the timing
 start = time.perf_counter()
 total = 0
-if loader == "tensorstream":
+if loader in ("tensorstream", "tensorstream-staging", "tensorstream-register"):
     import tensorstream
     out = tensorstream.load(path, device=device)
     total = sum(t.numel() * t.element_size() for t in out.values())
@@ -117,6 +122,8 @@ print(json.dumps({"bytes": total, "seconds": seconds}))
 
 def run_child(loader, path, peer_site):
     env = dict(os.environ)
+    if loader in STRATEGIES:
+        env["TENSORSTREAM_GPU_STRATEGY"] = STRATEGIES[loader]
     if loader == "runai+to":
         if not peer_site:
             raise RuntimeError("no --peer-site with the real runai-model-streamer")

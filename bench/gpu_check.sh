@@ -4,7 +4,8 @@
 #   1. builds the library and CLI there (local files only: -DTENSORSTREAM_WITH_HTTP=OFF,
 #      header-only dependencies from .gpu-deps/include)
 #   2. runs the GPU tests (tests/gpu: bytes equal to safetensors' load_file on the GPU)
-#   3. benchmarks loading a ~8 GB Llama-shaped file into the GPU, warm and cold, against
+#   3. benchmarks loading a ~8 GB Llama-shaped file into the GPU, warm and cold, with both
+#      GPU strategies (TENSORSTREAM_GPU_STRATEGY staging / register, and auto), against
 #      safetensors, runai-model-streamer and fastsafetensors (wheels from .whl/)
 # and prints a short table last. Usage (from the repository root):
 #   bash bench/gpu_check.sh [BYTES] [RUNS]
@@ -37,8 +38,12 @@ python3 -m pytest -q tests/gpu 2>&1 | tee "$out/gpu_tests.log" | tail -15
 
 echo "== CLI to the GPU"
 python3 bench/bench_gpu.py --bytes "$bytes" --runs 0 >/dev/null 2>&1 || true
-for c in 8 16 32; do
-  "$TENSORSTREAM_CLI" stream --device cuda:0 --concurrency "$c" /tmp/tensorstream-bench/llama.safetensors
+model=/tmp/tensorstream-bench/llama.safetensors
+for strategy in staging register; do
+  for c in 8 16 32; do
+    echo "-- $strategy, concurrency $c, warm"
+    TENSORSTREAM_GPU_STRATEGY=$strategy "$TENSORSTREAM_CLI" stream --device cuda:0 --concurrency "$c" "$model"
+  done
 done
 
 echo "== benchmark"

@@ -94,6 +94,8 @@ TENSORSTREAM_API const char* tensorstream_status_name(int status);
  *   TENSORSTREAM_MMAP              0: without a memory limit, read local files into
  *                                  buffers rather than hand out views of a copy-on-write
  *                                  mapping of the file (the default, 1)
+ *   TENSORSTREAM_GPU_STRATEGY      auto (default), staging or register: the gpu_strategy
+ *                                  key of tensorstream_options_set
  * An unparsable environment value makes create fail with INVALID_ARGUMENT naming it.
  * -------------------------------------------------------------------------------------- */
 typedef struct tensorstream_options tensorstream_options;
@@ -118,7 +120,9 @@ TENSORSTREAM_API int tensorstream_options_set_direct_io(tensorstream_options* op
  * chunks go through a small pinned staging area (counted against the memory limit; pinned
  * once per process and device and reused by later streams, up to
  * TENSORSTREAM_PINNED_CACHE_BYTES, default 1 GiB) and asynchronous copies into device
- * memory; the CUDA runtime is loaded at run time, and
+ * memory, or, for local files in the page cache, are copied straight from registered
+ * windows of the file's mapping (see gpu_strategy); the CUDA runtime is loaded at run
+ * time, and
  * stream_start fails with UNAVAILABLE, before any read, when no usable GPU exists. */
 TENSORSTREAM_API int tensorstream_options_set_device(tensorstream_options* options,
                                                      const char* device);
@@ -145,6 +149,20 @@ TENSORSTREAM_API int tensorstream_options_set_s3_credentials(
  *                 arrive; readers wait beyond it, so a model larger than the GPU streams
  *                 while the consumer releases tensors. -1 (default): max(1 GiB, the
  *                 largest tensor); N: bytes, at least the largest tensor's.
+ *   gpu_strategy  with a CUDA device, how local files' bytes reach it:
+ *                 "staging":  read into pinned slots, copied from there (cold files);
+ *                 "register": each file is mapped read-only and windows of the mapping
+ *                             (256 MiB, at most 4 at once, counted against the memory
+ *                             limit) are registered with cudaHostRegister and copied
+ *                             from directly: no copy through host memory, for files
+ *                             already in the page cache. Registering the next window
+ *                             overlaps the copies from the current one. A stream with
+ *                             a file that cannot be mapped (object store, direct_io),
+ *                             with overlapping ranges, or on a runtime that refuses
+ *                             read-only registration stages instead (not an error);
+ *                 "auto" (default, TENSORSTREAM_GPU_STRATEGY): "register" when every
+ *                             file is local and at least 90 % of the pages of the
+ *                             selected tensors are in the page cache, else "staging".
  *   s3.access_key_id, s3.secret_access_key, s3.session_token, s3.region, s3.endpoint
  *                 S3 settings, before the AWS_* variables and profile files
  *   gcs.credential_file  a service-account or authorized_user JSON file, before

@@ -31,6 +31,14 @@ class CudaApi {
   // Page-locked host memory, so copies from it run at bus speed and asynchronously.
   virtual Result<void*> HostAllocPinned(size_t bytes) = 0;
   virtual void HostFreePinned(void* ptr) = 0;
+  // Page-locks existing host memory (cudaHostRegister with cudaHostRegisterReadOnly) so
+  // that copies from it run as from pinned memory; the device only ever reads it, which
+  // is what lets a read-only file mapping be registered. `ptr` is page aligned. Fails if
+  // any page of the range is registered already (ranges must not overlap), and when the
+  // device or driver does not support read-only registration.
+  virtual Status HostRegisterReadOnly(const void* ptr, size_t bytes) = 0;
+  // Undoes HostRegisterReadOnly(ptr, …). No copy from the range may still be pending.
+  virtual Status HostUnregister(const void* ptr) = 0;
   virtual Result<void*> DeviceAlloc(size_t bytes) = 0;
   virtual void DeviceFree(void* ptr) = 0;
   virtual Result<StreamHandle> StreamCreate() = 0;  // non-blocking w.r.t. the legacy stream

@@ -15,7 +15,8 @@ namespace {
 // Values from the CUDA runtime's ABI (driver_types.h), stable across releases.
 constexpr int kCudaSuccess = 0;
 constexpr int kMemcpyHostToDevice = 1;
-constexpr unsigned kHostAllocPortable = 1;  // pinned for every context/device
+constexpr unsigned kHostAllocPortable = 1;     // pinned for every context/device
+constexpr unsigned kHostRegisterReadOnly = 8;  // the device may only read the memory
 constexpr unsigned kStreamNonBlocking = 1;
 constexpr unsigned kEventDisableTiming = 2;
 
@@ -25,6 +26,8 @@ struct CudaFunctions {
   int (*SetDevice)(int);
   int (*HostAlloc)(void**, size_t, unsigned);
   int (*FreeHost)(void*);
+  int (*HostRegister)(void*, size_t, unsigned);
+  int (*HostUnregister)(void*);
   int (*Malloc)(void**, size_t);
   int (*Free)(void*);
   int (*StreamCreateWithFlags)(void**, unsigned);
@@ -61,6 +64,14 @@ class CudaRuntime final : public CudaApi {
     return ptr;
   }
   void HostFreePinned(void* ptr) override { f_.FreeHost(ptr); }
+  Status HostRegisterReadOnly(const void* ptr, size_t bytes) override {
+    // The runtime's signature takes void*; with kHostRegisterReadOnly it never writes.
+    return Check(f_.HostRegister(const_cast<void*>(ptr), bytes, kHostRegisterReadOnly),
+                 "cudaHostRegister(" + std::to_string(bytes) + " bytes, read-only)");
+  }
+  Status HostUnregister(const void* ptr) override {
+    return Check(f_.HostUnregister(const_cast<void*>(ptr)), "cudaHostUnregister");
+  }
   Result<void*> DeviceAlloc(size_t bytes) override {
     void* ptr = nullptr;
     TS_RETURN_IF_ERROR(
@@ -130,6 +141,8 @@ Result<std::shared_ptr<CudaApi>> Load() {
       Resolve(lib, "cudaGetDeviceCount", &f.GetDeviceCount) &&
       Resolve(lib, "cudaGetDevice", &f.GetDevice) && Resolve(lib, "cudaSetDevice", &f.SetDevice) &&
       Resolve(lib, "cudaHostAlloc", &f.HostAlloc) && Resolve(lib, "cudaFreeHost", &f.FreeHost) &&
+      Resolve(lib, "cudaHostRegister", &f.HostRegister) &&
+      Resolve(lib, "cudaHostUnregister", &f.HostUnregister) &&
       Resolve(lib, "cudaMalloc", &f.Malloc) && Resolve(lib, "cudaFree", &f.Free) &&
       Resolve(lib, "cudaStreamCreateWithFlags", &f.StreamCreateWithFlags) &&
       Resolve(lib, "cudaStreamDestroy", &f.StreamDestroy) &&

@@ -4,9 +4,10 @@ namespace tensorstream {
 
 Result<std::unique_ptr<DeviceStaging>> DeviceStaging::Create(std::shared_ptr<CudaApi> cuda,
                                                              std::shared_ptr<PinnedCache> pinned,
-                                                             int device, uint64_t slot_bytes) {
+                                                             int device, uint64_t slot_bytes,
+                                                             const std::atomic<bool>& cancelled) {
   std::unique_ptr<DeviceStaging> staging(
-      new DeviceStaging(std::move(cuda), std::move(pinned), device, slot_bytes));
+      new DeviceStaging(std::move(cuda), std::move(pinned), device, slot_bytes, cancelled));
   CudaApi& api = *staging->cuda_;
   TS_RETURN_IF_ERROR(api.SetDevice(device));
   TS_ASSIGN_OR_RETURN(staging->stream_, api.StreamCreate());
@@ -44,21 +45,26 @@ Status DeviceStaging::Wait(Slot& slot, std::vector<uint32_t>* finished) {
   return Status::Ok();
 }
 
-Result<char*> DeviceStaging::NextSlot(std::vector<uint32_t>* finished) {
+Status DeviceStaging::Load(uint32_t index, const Chunk& chunk, size_t /*file*/, Source& source,
+                           std::vector<uint32_t>* finished,
+                           const std::function<Status()>& /*flush*/) {
   Slot& slot = slots_[current_];
-  TS_RETURN_IF_ERROR(Wait(slot, finished));
-  return slot.host;
+  TS_RETURN_IF_ERROR(Wait(slot, finished));  // an earlier chunk's copies failed
+  failed_chunk_ = index;
+  chunk_offset_ = chunk.offset;
+  return source.ReadAt(chunk.offset, chunk.length, slot.host, cancelled_);
 }
 
 Status DeviceStaging::Copy(void* device_dst, uint64_t offset, uint64_t bytes) {
-  return cuda_->CopyToDeviceAsync(device_dst, slots_[current_].host + offset, bytes, stream_);
+  return cuda_->CopyToDeviceAsync(device_dst, slots_[current_].host + (offset - chunk_offset_),
+                                  bytes, stream_);
 }
 
-Status DeviceStaging::Submit(uint32_t chunk) {
+Status DeviceStaging::Submit(uint32_t index) {
   Slot& slot = slots_[current_];
   TS_RETURN_IF_ERROR(cuda_->EventRecord(slot.event, stream_));
   slot.busy = true;
-  slot.chunk = chunk;
+  slot.chunk = index;
   current_ = (current_ + 1) % kSlots;
   return Status::Ok();
 }

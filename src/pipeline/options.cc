@@ -110,6 +110,11 @@ const std::map<std::string_view, Setter>& Setters() {
          TS_ASSIGN_OR_RETURN(o.device_memory_limit, IntegerValue("device_memory_limit", v));
          return Status::Ok();
        }},
+      {"gpu_strategy",
+       [](StreamOptions& o, const char* v) -> Status {
+         TS_ASSIGN_OR_RETURN(o.gpu_strategy, ParseGpuStrategy("option gpu_strategy", v));
+         return Status::Ok();
+       }},
       {"direct_io",
        [](StreamOptions& o, const char* v) -> Status {
          TS_ASSIGN_OR_RETURN(o.storage.direct_io, BoolValue("direct_io", v));
@@ -130,6 +135,29 @@ const std::map<std::string_view, Setter>& Setters() {
 }
 
 }  // namespace
+
+Result<GpuStrategy> ParseGpuStrategy(std::string_view setting, const char* text) {
+  const std::string_view name = text != nullptr ? text : "";
+  for (const GpuStrategy strategy :
+       {GpuStrategy::kAuto, GpuStrategy::kStaging, GpuStrategy::kRegister}) {
+    if (name == GpuStrategyName(strategy)) return strategy;
+  }
+  return InvalidArgument(std::string(setting) + ": " +
+                         (text != nullptr ? Quoted(text) : std::string("NULL")) +
+                         " is not a GPU strategy (use auto, staging or register)");
+}
+
+const char* GpuStrategyName(GpuStrategy strategy) {
+  switch (strategy) {
+    case GpuStrategy::kAuto:
+      return "auto";
+    case GpuStrategy::kStaging:
+      return "staging";
+    case GpuStrategy::kRegister:
+      return "register";
+  }
+  return "?";
+}
 
 Status SetOption(StreamOptions& options, std::string_view key, const char* value) {
   if (key.find('.') != std::string_view::npos) {  // a backend's setting: "s3.region"
@@ -170,6 +198,10 @@ Status ValidateOptions(const StreamOptions& o) {
     return InvalidArgument("device memory limit " + std::to_string(o.device_memory_limit) +
                            " is invalid: use -1 (automatic) or bytes");
   }
+  if (o.gpu_window_bytes < kMinChunkBytes) {
+    return InvalidArgument("GPU window of " + std::to_string(o.gpu_window_bytes) +
+                           " bytes is below 4 KiB");
+  }
   if (o.memory_limit < -1) {
     return InvalidArgument("Memory limit supplied: " + std::to_string(o.memory_limit) +
                            " is invalid: use -1 (unlimited), 0 (the largest tensor) or bytes");
@@ -202,6 +234,15 @@ const std::map<std::string_view, EnvReader>& EnvReaders() {
        }},
       {"TENSORSTREAM_MMAP",
        [](StreamOptions& o) { return ReadEnvBool("TENSORSTREAM_MMAP", &o.map_files); }},
+      {"TENSORSTREAM_GPU_STRATEGY",
+       [](StreamOptions& o) -> Status {
+         const char* text = std::getenv("TENSORSTREAM_GPU_STRATEGY");
+         if (text == nullptr || *text == '\0') return Status::Ok();
+         TS_ASSIGN_OR_RETURN(
+             o.gpu_strategy,
+             ParseGpuStrategy("environment variable TENSORSTREAM_GPU_STRATEGY", text));
+         return Status::Ok();
+       }},
   };
   return *readers;
 }

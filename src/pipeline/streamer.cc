@@ -14,6 +14,8 @@ constexpr uint64_t kMinBufferAlignment = 64;
 constexpr uint64_t kMinReadAheadWindow = 256ull << 20;
 // Device memory a GPU stream allocates ahead of its consumer by default.
 constexpr uint64_t kDefaultDeviceWindow = 1ull << 30;
+// GpuStrategy::kAuto registers when at least this share of the selected bytes is cached.
+constexpr double kRegisterResidentShare = 0.9;
 }  // namespace
 
 Streamer::Streamer(StreamOptions options)
@@ -32,9 +34,11 @@ Status Streamer::CheckProcess() const {
 Streamer::~Streamer() {
   Cancel();
   for (std::thread& reader : readers_) reader.join();
-  // Copies may still be in flight from readers that stopped early: the staging waits
-  // for them, and must do so before the destination memory below is freed.
-  staging_.clear();
+  // Copies may still be in flight from readers that stopped early: the transfers wait
+  // for them, and must do so before the destination memory below is freed and before
+  // the registry unregisters the windows they copy from.
+  transfers_.clear();
+  registry_.reset();
 }
 
 Result<size_t> Streamer::AddFile(const std::string& uri, std::unique_ptr<Source> source,
@@ -206,12 +210,7 @@ Status Streamer::PlanAndLaunch() {
   PlanLimits limits;
   total_items_ = items.size();
   size_t readers = static_cast<size_t>(options_.concurrency);
-  if (options_.device >= 0) {
-    TS_ASSIGN_OR_RETURN(readers, PlanDeviceStaging(inputs));
-    plan_ = std::make_shared<const Plan>(MakePlan(std::move(items), inputs, limits));
-    TS_RETURN_IF_ERROR(StartDevice(readers));
-    return LaunchReaders(readers);
-  }
+  if (options_.device >= 0) return StartDevice(std::move(items), inputs);
   int64_t limit = options_.memory_limit;
   if (limit == kLargestTensorMemory) limit = static_cast<int64_t>(largest);
   if (limit > 0 && largest > static_cast<uint64_t>(limit)) {
@@ -275,7 +274,94 @@ Result<size_t> Streamer::PlanDeviceStaging(std::vector<FilePlanInput>& inputs) {
   return readers;
 }
 
-Status Streamer::StartDevice(size_t readers) {
+Result<size_t> Streamer::PlanMappedCopies(std::vector<FilePlanInput>& inputs) {
+  const auto page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  uint64_t window = (options_.gpu_window_bytes + page - 1) / page * page;
+  const int64_t limit = options_.memory_limit;
+  if (limit > 0) {
+    // Registered windows pin page-cache pages: they count as the stream's host memory.
+    window = std::min(window,
+                      static_cast<uint64_t>(limit) / WindowRegistry::kMaxRegistered / page * page);
+    if (window == 0) {
+      return Status(
+          StatusCode::kMemoryLimit,
+          "Memory limit supplied: " + std::to_string(limit) +
+              " cannot be smaller than: " + std::to_string(WindowRegistry::kMaxRegistered * page) +
+              ", the bytes of registered windows a GPU stream needs at least");
+    }
+  }
+  // A chunk spans at most two windows (see mapped_copy.h).
+  for (FilePlanInput& input : inputs) input.chunk_bytes = std::min(input.chunk_bytes, window);
+  window_bytes_ = window;
+  staging_bytes_ = WindowRegistry::kMaxRegistered * window;
+  return static_cast<size_t>(options_.concurrency);
+}
+
+std::vector<std::shared_ptr<const FileMapping>> Streamer::ChooseGpuStrategy() {
+  const auto staging = [&](std::string reason) {
+    gpu_strategy_ = GpuStrategy::kStaging;
+    gpu_strategy_reason_ = std::move(reason);
+    return std::vector<std::shared_ptr<const FileMapping>>();
+  };
+  const GpuStrategy asked = options_.gpu_strategy;
+  const std::string setting = std::string(GpuStrategyName(asked)) + ": ";
+  if (asked == GpuStrategy::kStaging) return staging("staging: as set");
+  std::vector<std::shared_ptr<const FileMapping>> mappings;
+  uint64_t selected = 0;
+  double resident = 0;  // selected bytes in the page cache
+  for (const StreamFile& file : files_) {
+    auto mapping = file.source->MapShared();
+    if (!mapping.ok() || *mapping == nullptr) {
+      return staging(
+          setting + file.uri + " cannot be mapped (" +
+          (mapping.ok() ? "not a local file, or read with O_DIRECT" : mapping.status().message()) +
+          "): staging");
+    }
+    // Selected items sorted by offset; neighbours are measured as one range.
+    uint64_t begin = 0;
+    uint64_t end = 0;
+    const auto measure = [&] {
+      if (end > begin) resident += (*mapping)->ResidentFraction(begin, end - begin) * (end - begin);
+      selected += end - begin;
+    };
+    for (const size_t i : file.selection) {
+      const Item& item = file.items[i];
+      if (item.offset < end) {
+        return staging(setting + file.uri + " has overlapping ranges: staging");
+      }
+      if (item.offset > end) {
+        measure();
+        begin = item.offset;
+      }
+      end = item.offset + item.nbytes;
+    }
+    measure();
+    mappings.push_back(std::move(mapping).value());
+  }
+  const int percent = selected == 0 ? 100 : static_cast<int>(100 * resident / selected);
+  const std::string cached =
+      std::to_string(percent) + " % of the selected bytes are in the page cache";
+  if (asked == GpuStrategy::kAuto && percent < 100 * kRegisterResidentShare) {
+    return staging(setting + "only " + cached + ": staging");
+  }
+  // Ask the runtime once, on one page, whether it registers read-only file mappings.
+  for (const auto& mapping : mappings) {
+    if (mapping->size() == 0) continue;
+    const auto page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    const Status probe = cuda_->HostRegisterReadOnly(mapping->data(), page);
+    if (!probe.ok()) {
+      return staging(setting + "the CUDA runtime does not register a read-only file mapping (" +
+                     probe.message() + "): staging");
+    }
+    (void)cuda_->HostUnregister(mapping->data());
+    break;
+  }
+  gpu_strategy_ = GpuStrategy::kRegister;
+  gpu_strategy_reason_ = setting + cached + ": register";
+  return mappings;
+}
+
+Status Streamer::StartDevice(std::vector<Item> items, std::vector<FilePlanInput>& inputs) {
   if (options_.cuda != nullptr) {
     cuda_ = options_.cuda;
   } else {
@@ -294,6 +380,14 @@ Status Streamer::StartDevice(size_t readers) {
     ~RestoreDevice() { (void)cuda.SetDevice(device); }
   } restore{*cuda_, callers_device};
   TS_RETURN_IF_ERROR(cuda_->SetDevice(options_.device));
+  std::vector<std::shared_ptr<const FileMapping>> mappings = ChooseGpuStrategy();
+  size_t readers = 0;
+  if (gpu_strategy_ == GpuStrategy::kRegister) {
+    TS_ASSIGN_OR_RETURN(readers, PlanMappedCopies(inputs));
+  } else {
+    TS_ASSIGN_OR_RETURN(readers, PlanDeviceStaging(inputs));
+  }
+  plan_ = std::make_shared<const Plan>(MakePlan(std::move(items), inputs, PlanLimits()));
   // Destinations: the caller's now; device memory of our own (freed with the tensor) is
   // allocated group by group as the readers reach it (EnsureDeviceMemory).
   item_destinations_.resize(plan_->items.size());
@@ -317,6 +411,16 @@ Status Streamer::StartDevice(size_t readers) {
   }
   device_window_ =
       limit > 0 ? static_cast<uint64_t>(limit) : std::max(kDefaultDeviceWindow, largest_bytes);
+  if (gpu_strategy_ == GpuStrategy::kRegister) {
+    TS_RETURN_IF_ERROR(CreateMappedCopies(std::move(mappings), readers));
+  } else {
+    TS_RETURN_IF_ERROR(CreateStaging(readers));
+  }
+  SetMemory(std::make_shared<HostMemory>(kUnlimitedMemory, 0));
+  return LaunchReaders(readers);
+}
+
+Status Streamer::CreateStaging(size_t readers) {
   std::shared_ptr<PinnedCache> pinned = options_.pinned_cache;
   if (pinned == nullptr && options_.cuda == nullptr) {
     TS_ASSIGN_OR_RETURN(pinned, PinnedCache::ForRuntime(cuda_));
@@ -324,11 +428,28 @@ Status Streamer::StartDevice(size_t readers) {
     pinned = std::make_shared<PinnedCache>(cuda_, 0);
   }
   for (size_t r = 0; r < readers; ++r) {
-    TS_ASSIGN_OR_RETURN(auto staging,
-                        DeviceStaging::Create(cuda_, pinned, options_.device, staging_slot_bytes_));
-    staging_.push_back(std::move(staging));
+    TS_ASSIGN_OR_RETURN(auto staging, DeviceStaging::Create(cuda_, pinned, options_.device,
+                                                            staging_slot_bytes_, cancelled_));
+    transfers_.push_back(std::move(staging));
   }
-  SetMemory(std::make_shared<HostMemory>(kUnlimitedMemory, 0));
+  return Status::Ok();
+}
+
+Status Streamer::CreateMappedCopies(std::vector<std::shared_ptr<const FileMapping>> mappings,
+                                    size_t readers) {
+  std::vector<std::string> uris;
+  for (const StreamFile& file : files_) uris.push_back(file.uri);
+  auto registry = std::make_shared<WindowRegistry>(cuda_, options_.device, std::move(mappings),
+                                                   std::move(uris), *plan_, window_bytes_);
+  {
+    std::lock_guard lock(queue_mu_);  // Fail() may run concurrently, from Cancel()
+    registry_ = registry;
+    if (cancelled_.load(std::memory_order_acquire)) registry_->Cancel();
+  }
+  for (size_t r = 0; r < readers; ++r) {
+    TS_ASSIGN_OR_RETURN(auto copy, MappedCopy::Create(cuda_, options_.device, registry));
+    transfers_.push_back(std::move(copy));
+  }
   return Status::Ok();
 }
 
@@ -340,7 +461,7 @@ Status Streamer::LaunchReaders(size_t readers) {
   for (size_t i = 0; i < readers; ++i) {
     readers_.emplace_back([this, i] {
       if (cuda_ != nullptr) {
-        DeviceReaderLoop(*staging_[i]);
+        DeviceReaderLoop(*transfers_[i]);
       } else {
         HostReaderLoop();
       }
@@ -349,18 +470,23 @@ Status Streamer::LaunchReaders(size_t readers) {
   return Status::Ok();
 }
 
-void Streamer::DeviceReaderLoop(DeviceStaging& staging) {
+void Streamer::DeviceReaderLoop(DeviceTransfer& transfer) {
   std::vector<uint32_t> finished;
   const auto finish = [&] {
     for (const uint32_t chunk : finished) FinishChunk(chunk);
     finished.clear();
   };
-  const auto flush = [&]() -> Status {
-    const Status drained = staging.Drain(&finished);
-    if (!drained.ok()) return drained.WithContext(DescribeChunk(staging.failed_chunk()));
+  const auto describe = [&](const Status& status) {
+    return status.WithContext(DescribeChunk(transfer.failed_chunk()));
+  };
+  // Reports every chunk in flight; the error of a failed copy as it is (`drain`, for
+  // Load, whose errors are described below) or naming the chunk's tensors (`flush`).
+  const auto drain = [&]() -> Status {
+    TS_RETURN_IF_ERROR(transfer.Drain(&finished));
     finish();
     return Status::Ok();
   };
+  const auto flush = [&] { return describe(drain()); };
   Status status = cuda_->SetDevice(options_.device);
   ChunkTask task;
   while (status.ok() && TakeChunk(&task)) {
@@ -369,14 +495,12 @@ void Streamer::DeviceReaderLoop(DeviceStaging& staging) {
     const StreamFile& file = files_[group.file_index];
     status = EnsureDeviceMemory(chunk.group, flush);
     if (!status.ok()) break;
-    auto slot = staging.NextSlot(&finished);
+    status = transfer.Load(task.chunk, chunk, group.file_index, *file.source, &finished, drain);
     finish();
-    if (!slot.ok()) {  // a copy of an earlier chunk failed: name that chunk's tensors
-      status = slot.status().WithContext(DescribeChunk(staging.failed_chunk()));
+    if (!status.ok()) {  // this chunk's read, or the copies of an earlier one, failed
+      status = describe(status);
       break;
     }
-    status = file.source->ReadAt(chunk.offset, chunk.length, *slot, cancelled_);
-    if (!status.ok()) break;
     bytes_read_.fetch_add(chunk.length, std::memory_order_relaxed);
     // Copy the part of every item this chunk holds (holes between items stay behind).
     const uint64_t chunk_end = chunk.offset + chunk.length;
@@ -385,22 +509,18 @@ void Streamer::DeviceReaderLoop(DeviceStaging& staging) {
       const uint64_t begin = std::max(chunk.offset, item.offset);
       const uint64_t end = std::min(chunk_end, item.offset + item.nbytes);
       if (begin >= end) continue;
-      status = staging.Copy(static_cast<char*>(item_destinations_[i]) + (begin - item.offset),
-                            begin - chunk.offset, end - begin);
+      status = transfer.Copy(static_cast<char*>(item_destinations_[i]) + (begin - item.offset),
+                             begin, end - begin);
       if (!status.ok()) {
         status = status.WithContext(file.uri + ": tensor " + Quoted(item.name));
         break;
       }
     }
     if (status.ok()) {
-      status = staging.Submit(task.chunk).WithContext(DescribeChunk(task.chunk));
+      status = transfer.Submit(task.chunk).WithContext(DescribeChunk(task.chunk));
     }
   }
-  if (status.ok()) {
-    status = staging.Drain(&finished);
-    if (!status.ok()) status = status.WithContext(DescribeChunk(staging.failed_chunk()));
-  }
-  if (status.ok()) finish();
+  if (status.ok()) status = flush();
   if (!status.ok()) Fail(status);
 }
 
@@ -598,6 +718,7 @@ void Streamer::SetMemory(std::shared_ptr<HostMemory> memory) {
 
 void Streamer::Fail(const Status& status) {
   std::shared_ptr<HostMemory> memory;
+  std::shared_ptr<WindowRegistry> registry;
   {
     // Set under queue_mu_ so that a reader between checking and waiting on taken_cv_
     // cannot miss it.
@@ -605,8 +726,10 @@ void Streamer::Fail(const Status& status) {
     if (error_.ok()) error_ = status;
     cancelled_.store(true, std::memory_order_release);
     memory = memory_;
+    registry = registry_;
   }
   if (memory) memory->Cancel();
+  if (registry) registry->Cancel();
   queue_cv_.notify_all();
   taken_cv_.notify_all();
 }

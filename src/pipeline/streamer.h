@@ -28,7 +28,9 @@
 
 #include "cuda/cuda_api.h"
 #include "pipeline/device_staging.h"
+#include "pipeline/device_transfer.h"
 #include "pipeline/host_memory.h"
+#include "pipeline/mapped_copy.h"
 #include "pipeline/options.h"
 #include "pipeline/plan.h"
 #include "storage/source.h"
@@ -147,6 +149,11 @@ class Streamer {
   // parent, so nothing may be done with it but leaking it.
   bool forked() const;
 
+  // GPU streams, once started: the strategy in use (kStaging or kRegister, never kAuto)
+  // and why, e.g. "auto: 97 % of the selected bytes are in the page cache".
+  GpuStrategy gpu_strategy() const { return gpu_strategy_; }
+  const std::string& gpu_strategy_reason() const { return gpu_strategy_reason_; }
+
   uint64_t bytes_read() const { return bytes_read_.load(std::memory_order_relaxed); }
   uint64_t peak_reserved_bytes() const { return (memory_ ? memory_->peak() : 0) + staging_bytes_; }
 
@@ -172,14 +179,25 @@ class Streamer {
   Result<size_t> AddFile(const std::string& uri, std::unique_ptr<Source> source,
                          std::vector<Item> items, std::string metadata_json);
   Status PlanAndLaunch();
+  // Device mode: loads CUDA, chooses the strategy, plans, prepares destinations and each
+  // reader's DeviceTransfer.
+  Status StartDevice(std::vector<Item> items, std::vector<FilePlanInput>& inputs);
+  // Sets gpu_strategy_ and its reason from the option, the files and the runtime (see
+  // GpuStrategy). For kRegister, returns every file's shared mapping; empty for kStaging.
+  std::vector<std::shared_ptr<const FileMapping>> ChooseGpuStrategy();
   // Device mode: sizes the staging to the memory limit (adjusting the files' chunk sizes);
   // returns the number of readers.
   Result<size_t> PlanDeviceStaging(std::vector<FilePlanInput>& inputs);
-  // Device mode: loads CUDA, prepares destinations and each reader's staging.
-  Status StartDevice(size_t readers);
+  // The same for the register strategy: chunks of at most one window, windows within the
+  // memory limit. Returns the number of readers.
+  Result<size_t> PlanMappedCopies(std::vector<FilePlanInput>& inputs);
+  // Device mode: each reader's transfer, for the chosen strategy.
+  Status CreateStaging(size_t readers);
+  Status CreateMappedCopies(std::vector<std::shared_ptr<const FileMapping>> mappings,
+                            size_t readers);
   Status LaunchReaders(size_t readers);
   void HostReaderLoop();
-  void DeviceReaderLoop(DeviceStaging& staging);
+  void DeviceReaderLoop(DeviceTransfer& transfer);
   // Device mode: makes sure group `g` has device memory for the tensors that have no
   // caller destination, allocating it (within device_window_) if this reader is the
   // first to need it, waiting for the reader that is otherwise. Before waiting, the
@@ -210,10 +228,14 @@ class Streamer {
   std::shared_ptr<const Plan> plan_;
   std::unique_ptr<GroupState[]> groups_;
   std::shared_ptr<HostMemory> memory_;  // created by Start()
-  // Device mode only: the runtime, one staging per reader, and the destination of every
-  // plan item (with its owner when the stream allocated it).
+  // Device mode only: the runtime, the strategy, one transfer per reader (and, for the
+  // register strategy, the windows they copy from; set under queue_mu_), and the
+  // destination of every plan item (with its owner when the stream allocated it).
   std::shared_ptr<CudaApi> cuda_;
-  std::vector<std::unique_ptr<DeviceStaging>> staging_;
+  GpuStrategy gpu_strategy_ = GpuStrategy::kStaging;
+  std::string gpu_strategy_reason_;
+  std::vector<std::unique_ptr<DeviceTransfer>> transfers_;
+  std::shared_ptr<WindowRegistry> registry_;
   std::vector<void*> item_destinations_;
   std::vector<std::shared_ptr<void>> item_owners_;
   // Device memory the stream allocated and has not delivered yet, and its limit
@@ -221,7 +243,9 @@ class Streamer {
   uint64_t device_ahead_bytes_ = 0;
   uint64_t device_window_ = 0;
   uint64_t staging_slot_bytes_ = 0;
-  uint64_t staging_bytes_ = 0;  // pinned host memory of all readers
+  uint64_t window_bytes_ = 0;  // register strategy: bytes of one window
+  // Pinned host memory: the readers' staging slots, or the windows registered at most.
+  uint64_t staging_bytes_ = 0;
   std::atomic<bool> cancelled_{false};
   std::atomic<uint64_t> bytes_read_{0};
   std::vector<std::thread> readers_;

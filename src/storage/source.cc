@@ -1,11 +1,13 @@
 #include "storage/source.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 namespace tensorstream {
 
@@ -51,6 +53,18 @@ Status FileMapping::Populate(uint64_t offset, uint64_t length) const {
   for (uint64_t at = offset; at < offset + length; at += 4096) sink = sink + data_[at];
   if (length > 0) sink = sink + data_[offset + length - 1];
   return Status::Ok();
+}
+
+double FileMapping::ResidentFraction(uint64_t offset, uint64_t length) const {
+  if (length == 0) return 1;
+  const auto page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  const uint64_t begin = offset / page * page;  // the mapping itself starts on a page
+  const uint64_t pages = (offset + length - begin + page - 1) / page;
+  std::vector<unsigned char> resident(pages);
+  if (::mincore(const_cast<char*>(data_) + begin, pages * page, resident.data()) != 0) return 1;
+  uint64_t in_cache = 0;
+  for (const unsigned char r : resident) in_cache += r & 1;
+  return static_cast<double>(in_cache) / static_cast<double>(pages);
 }
 
 }  // namespace tensorstream

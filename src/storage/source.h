@@ -69,6 +69,11 @@ class Source {
   // The mapping stays valid as long as the returned pointer, also beyond the Source.
   virtual Result<std::shared_ptr<const FileMapping>> Map() { return {nullptr}; }
 
+  // The whole file mapped read-only and shared (PROT_READ, MAP_SHARED): the page cache's
+  // own pages, which a GPU stream registers with the CUDA runtime and copies from
+  // (pipeline/mapped_copy.h). Null when this source cannot be mapped, as for Map().
+  virtual Result<std::shared_ptr<const FileMapping>> MapShared() { return {nullptr}; }
+
   // Reading into buffers of the caller's (not mapping): a local file whose pages are
   // mostly not in the page cache switches to O_DIRECT, so that a cold read is one DMA
   // into the buffer rather than a read into the page cache plus a copy out of it.
@@ -91,6 +96,10 @@ class FileMapping {
   // Makes [offset, offset + length) resident (reading from storage what is not in the
   // page cache), so that later accesses do not fault. Thread-safe.
   Status Populate(uint64_t offset, uint64_t length) const;
+
+  // The share of the pages of [offset, offset + length) that are in the page cache
+  // (mincore); 1 when the kernel cannot tell. Thread-safe.
+  double ResidentFraction(uint64_t offset, uint64_t length) const;
 
  private:
   const char* const data_;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <random>
@@ -118,26 +119,100 @@ void FakeCuda::StreamDestroy(StreamHandle stream) {
   delete static_cast<Stream*>(stream);
 }
 
-Status FakeCuda::CopyToDeviceAsync(void* dst, const void* src, size_t bytes, StreamHandle handle) {
-  const int64_t n = ++copies_;
+namespace {
+
+// Whether [p, p + bytes) lies within one of `ranges` (start → size).
+bool WithinOne(const std::map<const char*, size_t>& ranges, const char* p, size_t bytes) {
+  auto it = ranges.upper_bound(p);
+  return it != ranges.begin() && p + bytes <= std::prev(it)->first + std::prev(it)->second;
+}
+
+std::string Hex(const void* p) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%p", p);
+  return text;
+}
+
+}  // namespace
+
+Status FakeCuda::HostRegisterReadOnly(const void* ptr, size_t bytes) {
+  const int64_t n = ++registration_calls_;
+  if (n == fail_registration_.load()) {
+    return Unavailable("cudaHostRegister failed: operation not supported (CUDA error 801)");
+  }
+  const auto* p = static_cast<const char*>(ptr);
   {
     std::lock_guard lock(mu_);
-    const auto* s = static_cast<const char*>(src);
-    auto it = pinned_.upper_bound(s);
-    if (it == pinned_.begin() || s + bytes > std::prev(it)->first + std::prev(it)->second) {
-      ++unpinned_copies_;
+    const auto next = registered_.lower_bound(p);
+    const bool overlaps_next = next != registered_.end() && next->first < p + bytes;
+    const bool overlaps_previous =
+        next != registered_.begin() && std::prev(next)->first + std::prev(next)->second > p;
+    if (overlaps_next || overlaps_previous) {
+      violations_.push_back("overlapping registration of " + std::to_string(bytes) + " bytes at " +
+                            Hex(p));
+      return Unavailable(
+          "cudaHostRegister failed: part or all of the requested memory range is already "
+          "mapped (CUDA error 712)");
     }
+    registered_[p] = bytes;
+    peak_registrations_ = std::max(peak_registrations_, static_cast<int64_t>(registered_.size()));
+    history_.push_back({HistoryEntry::kRegister, p, bytes});
+    ++registrations_;
+  }
+  registered_cv_.notify_all();
+  return Status::Ok();
+}
+
+Status FakeCuda::HostUnregister(const void* ptr) {
+  const auto* p = static_cast<const char*>(ptr);
+  std::lock_guard lock(mu_);
+  const auto it = registered_.find(p);
+  if (it == registered_.end()) {
+    violations_.push_back("unregistration of " + Hex(p) + ", which is not registered");
+    return Unavailable(
+        "cudaHostUnregister failed: pointer does not correspond to a registered memory region "
+        "(CUDA error 713)");
+  }
+  const auto pending = pending_copies_.lower_bound(p);
+  if (pending != pending_copies_.end() && pending->first < p + it->second) {
+    violations_.push_back("unregistration of " + Hex(p) + " while a copy from " +
+                          Hex(pending->first) + " is pending");
+  }
+  registered_.erase(it);
+  history_.push_back({HistoryEntry::kUnregister, p, 0});
+  return Status::Ok();
+}
+
+Status FakeCuda::CopyToDeviceAsync(void* dst, const void* src, size_t bytes, StreamHandle handle) {
+  const int64_t n = ++copies_;
+  const auto* s = static_cast<const char*>(src);
+  {
+    std::lock_guard lock(mu_);
+    if (!WithinOne(pinned_, s, bytes) && !WithinOne(registered_, s, bytes)) {
+      ++unpinned_copies_;
+      violations_.push_back("copy of " + std::to_string(bytes) + " bytes from " + Hex(s) +
+                            ", neither pinned nor registered");
+    }
+    ++pending_copies_[s];
   }
   auto* stream = static_cast<Stream*>(handle);
   const bool fail = n == fail_copy_.load();
-  stream->Enqueue([stream, dst, src, bytes, fail] {
+  stream->Enqueue([this, stream, dst, s, bytes, fail] {
+    {
+      std::unique_lock lock(mu_);
+      registered_cv_.wait_for(lock, hold_timeout_,
+                              [&] { return registrations_ >= hold_until_registrations_; });
+    }
     if (fail) {
       std::lock_guard lock(stream->mu);
       stream->error =
           Unavailable("cudaMemcpyAsync failed: an illegal memory access was encountered");
-      return;
+    } else {
+      std::memcpy(dst, s, bytes);
     }
-    std::memcpy(dst, src, bytes);
+    std::lock_guard lock(mu_);
+    if (--pending_copies_[s] == 0) pending_copies_.erase(s);
+    history_.push_back({HistoryEntry::kCopyDone, s, bytes});
   });
   return Status::Ok();
 }

@@ -1,10 +1,16 @@
 // The GPU path (pinned staging, async copies, events) against FakeCuda: ordering, slot
-// wrap-around, destinations, errors mid-copy, cancellation, the memory limit, and pinned
-// staging kept between streams (PinnedCache).
+// wrap-around, destinations, errors mid-copy, cancellation, the memory limit, pinned
+// staging kept between streams (PinnedCache), and the register strategy (windows of a
+// read-only file mapping registered with the runtime, copied from directly).
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <thread>
 
@@ -22,14 +28,18 @@ using testing::SafetensorsImage;
 using testing::TestTensor;
 using testing::WriteFile;
 
+// Staging unless a test asks otherwise: the fixtures were just written, so they are in
+// the page cache, and kAuto would register them.
 StreamOptions DeviceOptions(std::shared_ptr<FakeCuda> cuda, int concurrency,
-                            uint64_t chunk_bytes = 0, int64_t limit = -1, int device = 0) {
+                            uint64_t chunk_bytes = 0, int64_t limit = -1, int device = 0,
+                            GpuStrategy strategy = GpuStrategy::kStaging) {
   StreamOptions o;
   o.concurrency = concurrency;
   o.chunk_bytes = chunk_bytes;
   o.memory_limit = limit;
   o.device = device;
   o.cuda = std::move(cuda);
+  o.gpu_strategy = strategy;
   return o;
 }
 
@@ -162,23 +172,31 @@ TEST(DeviceStream, CopyErrorMidStreamNamesTheFileAndTensor) {
 TEST(DeviceStream, CancelMidStreamFreesEverything) {
   const auto tensors = Tensors();
   const std::string path = WriteModel(tensors);
-  auto cuda = std::make_shared<FakeCuda>();
-  {
-    Streamer streamer(DeviceOptions(cuda, 4, 4096));
-    ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
-    ASSERT_TRUE(streamer.Start().ok());
-    auto first = streamer.Next();
-    ASSERT_TRUE(first.ok());
-    const auto start = std::chrono::steady_clock::now();
-    streamer.Cancel();
-    auto next = streamer.Next();
-    while (next.ok() && *next != nullptr) next = streamer.Next();
-    EXPECT_FALSE(next.ok());
-    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+  for (const GpuStrategy strategy : {GpuStrategy::kStaging, GpuStrategy::kRegister}) {
+    SCOPED_TRACE(GpuStrategyName(strategy));
+    auto cuda = std::make_shared<FakeCuda>();
+    {
+      StreamOptions options = DeviceOptions(cuda, 4, 4096, -1, 0, strategy);
+      options.gpu_window_bytes = 16384;
+      Streamer streamer(options);
+      ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
+      ASSERT_TRUE(streamer.Start().ok());
+      EXPECT_EQ(streamer.gpu_strategy(), strategy);
+      auto first = streamer.Next();
+      ASSERT_TRUE(first.ok());
+      const auto start = std::chrono::steady_clock::now();
+      streamer.Cancel();
+      auto next = streamer.Next();
+      while (next.ok() && *next != nullptr) next = streamer.Next();
+      EXPECT_FALSE(next.ok());
+      EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+    }
+    EXPECT_EQ(cuda->live_pinned(), 0);
+    EXPECT_EQ(cuda->live_streams(), 0);
+    EXPECT_EQ(cuda->live_device(), 0);
+    EXPECT_EQ(cuda->live_registrations(), 0);
+    EXPECT_TRUE(cuda->violations().empty()) << cuda->violations().front();
   }
-  EXPECT_EQ(cuda->live_pinned(), 0);
-  EXPECT_EQ(cuda->live_streams(), 0);
-  EXPECT_EQ(cuda->live_device(), 0);
 }
 
 TEST(DeviceStream, NoDeviceFailsBeforeAnyRead) {
@@ -261,35 +279,42 @@ std::vector<TestTensor> LargeTensors(int count) {
 }
 constexpr int64_t kLargeTensorBytes = 300 * 1000 * 4;
 
-StreamOptions LimitedDeviceOptions(std::shared_ptr<FakeCuda> cuda, int64_t device_limit) {
-  StreamOptions options = DeviceOptions(std::move(cuda), 4, 256 << 10);
+StreamOptions LimitedDeviceOptions(std::shared_ptr<FakeCuda> cuda, int64_t device_limit,
+                                   GpuStrategy strategy = GpuStrategy::kStaging) {
+  StreamOptions options = DeviceOptions(std::move(cuda), 4, 256 << 10, -1, 0, strategy);
   options.device_memory_limit = device_limit;
+  options.gpu_window_bytes = 512 << 10;  // tensors cross windows
   return options;
 }
 
 TEST(DeviceStream, AModelLargerThanTheDeviceLimitStreamsWhileTheConsumerReleases) {
   const auto tensors = LargeTensors(20);  // 24 MB against a limit of 3 tensors
   const std::string path = WriteModel(tensors);
-  auto cuda = std::make_shared<FakeCuda>();
-  const int64_t limit = 3 * kLargeTensorBytes;
-  Streamer streamer(LimitedDeviceOptions(cuda, limit));
-  ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
-  ASSERT_TRUE(streamer.Start().ok());
-  size_t delivered = 0;
-  while (true) {
-    auto next = streamer.Next();
-    ASSERT_TRUE(next.ok()) << next.status().message();
-    if (*next == nullptr) break;
-    const Item& item = (*next)->item();
-    EXPECT_TRUE(std::string(static_cast<const char*>((*next)->data()), item.nbytes) ==
-                tensors[item.index].bytes)
-        << item.name;
-    ++delivered;  // and released: the tensor's device memory is freed here
+  for (const GpuStrategy strategy : {GpuStrategy::kStaging, GpuStrategy::kRegister}) {
+    SCOPED_TRACE(GpuStrategyName(strategy));
+    auto cuda = std::make_shared<FakeCuda>();
+    const int64_t limit = 3 * kLargeTensorBytes;
+    Streamer streamer(LimitedDeviceOptions(cuda, limit, strategy));
+    ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
+    ASSERT_TRUE(streamer.Start().ok());
+    EXPECT_EQ(streamer.gpu_strategy(), strategy);
+    size_t delivered = 0;
+    while (true) {
+      auto next = streamer.Next();
+      ASSERT_TRUE(next.ok()) << next.status().message();
+      if (*next == nullptr) break;
+      const Item& item = (*next)->item();
+      EXPECT_TRUE(std::string(static_cast<const char*>((*next)->data()), item.nbytes) ==
+                  tensors[item.index].bytes)
+          << item.name;
+      ++delivered;  // and released: the tensor's device memory is freed here
+    }
+    EXPECT_EQ(delivered, tensors.size());
+    // Never more than the limit ahead of the consumer, plus the one tensor it holds.
+    EXPECT_LE(cuda->peak_device_bytes(), limit + kLargeTensorBytes);
+    EXPECT_EQ(cuda->live_device_bytes(), 0);
+    EXPECT_TRUE(cuda->violations().empty()) << cuda->violations().front();
   }
-  EXPECT_EQ(delivered, tensors.size());
-  // Never more than the limit ahead of the consumer, plus the one tensor it holds.
-  EXPECT_LE(cuda->peak_device_bytes(), limit + kLargeTensorBytes);
-  EXPECT_EQ(cuda->live_device_bytes(), 0);
 }
 
 TEST(DeviceStream, ReadersStopAtTheDeviceLimitUntilTheConsumerTakes) {
@@ -433,6 +458,320 @@ TEST(DeviceStream, ParseDevice) {
   EXPECT_EQ(*ParseDevice("cuda:3"), 3);
   EXPECT_FALSE(ParseDevice("cuda:x").ok());
   EXPECT_FALSE(ParseDevice("gpu").ok());
+}
+
+// ---- The register strategy -------------------------------------------------------------
+
+constexpr uint64_t kWindow = 64 << 10;  // small windows, so that tensors cross them
+
+// Three files of tensors from a few bytes to several windows long, at offsets that fall
+// anywhere relative to the window boundaries. Names are unique across the files.
+std::vector<std::vector<TestTensor>> MultiFileTensors() {
+  std::vector<std::vector<TestTensor>> files(3);
+  uint64_t seed = 900;
+  for (size_t f = 0; f < files.size(); ++f) {
+    const std::string prefix = "f" + std::to_string(f) + ".";
+    for (int i = 0; i < 40; ++i) {
+      files[f].push_back(MakeTensor(prefix + "small." + std::to_string(i), "BF16",
+                                    {13, 1 + (i * 7) % 50}, seed++));
+    }
+    for (int i = 0; i < 5; ++i) {  // 52 KB .. 208 KB: within, across and beyond windows
+      files[f].push_back(
+          MakeTensor(prefix + "large." + std::to_string(i), "F32", {13000 * (1 + i)}, seed++));
+    }
+    files[f].push_back(MakeTensor(prefix + "empty", "F16", {0}, seed++));
+  }
+  return files;
+}
+
+// Whether some tensor of the file crosses a window boundary (the fixture must have one).
+bool SomeTensorCrossesAWindow(Streamer& streamer, size_t file) {
+  const StreamFile& f = streamer.file(file);
+  for (const Item& item : f.items) {
+    if (item.nbytes > 0 && item.offset / kWindow != (item.offset + item.nbytes - 1) / kWindow) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// How many mappings of `path` the process has (/proc/self/maps).
+int MappingsOf(const std::string& path) {
+  std::ifstream maps("/proc/self/maps");
+  int count = 0;
+  for (std::string line; std::getline(maps, line);) count += line.find(path) != std::string::npos;
+  return count;
+}
+
+StreamOptions RegisterOptions(std::shared_ptr<FakeCuda> cuda, int concurrency,
+                              uint64_t chunk_bytes = 0) {
+  StreamOptions options =
+      DeviceOptions(std::move(cuda), concurrency, chunk_bytes, -1, 0, GpuStrategy::kRegister);
+  options.gpu_window_bytes = kWindow;
+  return options;
+}
+
+void ExpectNothingLeft(const FakeCuda& cuda, const std::vector<std::string>& paths) {
+  EXPECT_EQ(cuda.live_registrations(), 0);
+  EXPECT_EQ(cuda.live_pinned(), 0);
+  EXPECT_EQ(cuda.live_streams(), 0);
+  EXPECT_EQ(cuda.live_device(), 0);
+  for (const std::string& path : paths) EXPECT_EQ(MappingsOf(path), 0) << path;
+  const auto violations = cuda.violations();
+  EXPECT_TRUE(violations.empty()) << violations.front();
+}
+
+TEST(DeviceStream, BothStrategiesDeliverManyFilesByteExactAcrossWindowBoundaries) {
+  const auto files = MultiFileTensors();
+  const std::string dir = MakeTempDir("register");
+  std::vector<std::string> paths;
+  for (size_t f = 0; f < files.size(); ++f) {
+    paths.push_back(dir + "/model-" + std::to_string(f) + ".safetensors");
+    WriteFile(paths.back(), SafetensorsImage(files[f]));
+  }
+  for (const GpuStrategy strategy : {GpuStrategy::kStaging, GpuStrategy::kRegister}) {
+    for (const uint64_t chunk : {uint64_t{4096}, kWindow, uint64_t{1} << 20}) {
+      for (const int concurrency : {1, 3}) {
+        SCOPED_TRACE(std::string(GpuStrategyName(strategy)) + " chunk " + std::to_string(chunk) +
+                     " concurrency " + std::to_string(concurrency));
+        auto cuda = std::make_shared<FakeCuda>();
+        {
+          StreamOptions options = RegisterOptions(cuda, concurrency, chunk);
+          options.gpu_strategy = strategy;
+          Streamer streamer(options);
+          for (const std::string& path : paths) ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
+          for (size_t f = 0; f < files.size(); ++f)
+            ASSERT_TRUE(SomeTensorCrossesAWindow(streamer, f));
+          const auto got = StreamToDevice(streamer);
+          EXPECT_EQ(streamer.gpu_strategy(), strategy) << streamer.gpu_strategy_reason();
+          size_t expected = 0;
+          for (const auto& tensors : files) {
+            expected += tensors.size();
+            for (const TestTensor& t : tensors) EXPECT_TRUE(got.at(t.name) == t.bytes) << t.name;
+          }
+          EXPECT_EQ(got.size(), expected);
+          EXPECT_EQ(cuda->unpinned_copies(), 0);
+          if (strategy == GpuStrategy::kRegister) {
+            EXPECT_EQ(cuda->pinned_allocations(), 0);  // nothing read into pinned slots
+            // Every window of every file (the probe's registration is the one more).
+            uint64_t windows = 0;
+            for (size_t f = 0; f < files.size(); ++f) {
+              windows += (streamer.file(f).source->Size() + kWindow - 1) / kWindow;
+            }
+            EXPECT_EQ(cuda->registrations(), static_cast<int64_t>(windows) + 1);
+            EXPECT_LE(cuda->peak_registrations(),
+                      static_cast<int64_t>(WindowRegistry::kMaxRegistered));
+          } else {
+            EXPECT_EQ(cuda->registrations(), 0);
+          }
+        }
+        ExpectNothingLeft(*cuda, paths);
+      }
+    }
+  }
+}
+
+TEST(DeviceStream, SelectedTensorsRegisterOnlyTheirWindows) {
+  std::vector<TestTensor> tensors;
+  for (int i = 0; i < 12; ++i)
+    tensors.push_back(MakeTensor("t" + std::to_string(i), "F32", {20000}, 40 + i));  // 80 KB
+  const std::string path = WriteModel(tensors);
+  auto cuda = std::make_shared<FakeCuda>();
+  {
+    Streamer streamer(RegisterOptions(cuda, 2));
+    ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
+    ASSERT_TRUE(streamer.Select(0, {"t2", "t9"}).ok());
+    const auto got = StreamToDevice(streamer);
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_TRUE(got.at("t2") == tensors[2].bytes);
+    EXPECT_TRUE(got.at("t9") == tensors[9].bytes);
+    // Each 80 KB tensor spans two or three 64 KiB windows; the file has 15.
+    EXPECT_GE(cuda->registrations(), 1 + 4);
+    EXPECT_LE(cuda->registrations(), 1 + 6);
+  }
+  ExpectNothingLeft(*cuda, {path});
+}
+
+// Evicts `path` from the page cache; false when the filesystem keeps it (tmpfs).
+bool Evict(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) return false;
+  ::fdatasync(fd);
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  ::close(fd);
+  auto source = OpenSource(path, StorageOptions());
+  auto mapping = (*source)->MapShared();
+  return (*mapping)->ResidentFraction(0, (*source)->Size()) < 0.5;
+}
+
+TEST(DeviceStream, AutoRegistersCachedFilesAndTheSettingForcesEither) {
+  const auto tensors = Tensors();
+  const std::string path = WriteModel(tensors);
+  const auto strategy_of = [&](GpuStrategy asked, std::string* reason) {
+    auto cuda = std::make_shared<FakeCuda>();
+    Streamer streamer(DeviceOptions(cuda, 2, 0, -1, 0, asked));
+    EXPECT_TRUE(streamer.AddSafetensorsFile(path).ok());
+    EXPECT_EQ(StreamToDevice(streamer).size(), tensors.size());
+    *reason = streamer.gpu_strategy_reason();
+    return streamer.gpu_strategy();
+  };
+  std::string reason;
+  {  // Reading the file puts it in the page cache (writing it did too).
+    std::ifstream in(path, std::ios::binary);
+    ASSERT_FALSE(std::string(std::istreambuf_iterator<char>(in), {}).empty());
+  }
+  EXPECT_EQ(strategy_of(GpuStrategy::kAuto, &reason), GpuStrategy::kRegister) << reason;
+  EXPECT_NE(reason.find("100 % of the selected bytes are in the page cache"), std::string::npos)
+      << reason;
+  EXPECT_EQ(strategy_of(GpuStrategy::kStaging, &reason), GpuStrategy::kStaging) << reason;
+  if (!Evict(path)) GTEST_SKIP() << "this filesystem keeps files in memory: no cold case";
+  EXPECT_EQ(strategy_of(GpuStrategy::kAuto, &reason), GpuStrategy::kStaging) << reason;
+  EXPECT_NE(reason.find("in the page cache: staging"), std::string::npos) << reason;
+  ASSERT_TRUE(Evict(path));
+  EXPECT_EQ(strategy_of(GpuStrategy::kRegister, &reason), GpuStrategy::kRegister) << reason;
+}
+
+TEST(DeviceStream, RegisterFallsBackToStagingWithAReason) {
+  const auto tensors = Tensors();
+  const std::string path = WriteModel(tensors);
+  {  // The runtime refuses read-only registration (its first registration is the probe).
+    auto cuda = std::make_shared<FakeCuda>();
+    cuda->FailRegistration(1);
+    {
+      Streamer streamer(RegisterOptions(cuda, 2));
+      ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
+      const auto got = StreamToDevice(streamer);
+      EXPECT_EQ(got.size(), tensors.size());
+      EXPECT_EQ(streamer.gpu_strategy(), GpuStrategy::kStaging);
+      EXPECT_NE(streamer.gpu_strategy_reason().find("operation not supported"), std::string::npos)
+          << streamer.gpu_strategy_reason();
+      EXPECT_GT(cuda->pinned_allocations(), 0);
+    }
+    ExpectNothingLeft(*cuda, {path});
+  }
+  {  // Overlapping ranges would need overlapping windows.
+    auto cuda = std::make_shared<FakeCuda>();
+    Streamer streamer(RegisterOptions(cuda, 2));
+    ASSERT_TRUE(streamer.AddRanges(path, {100, 50}, {200, 100}).ok());
+    ASSERT_TRUE(streamer.Start().ok());
+    EXPECT_EQ(streamer.gpu_strategy(), GpuStrategy::kStaging);
+    EXPECT_NE(streamer.gpu_strategy_reason().find("overlapping ranges"), std::string::npos)
+        << streamer.gpu_strategy_reason();
+    EXPECT_EQ(TakeAll(streamer).size(), 2u);
+  }
+}
+
+// Streams until the error; it must name the file and a tensor.
+Status StreamUntilError(Streamer& streamer) {
+  EXPECT_TRUE(streamer.Start().ok());
+  while (true) {
+    auto next = streamer.Next();
+    if (!next.ok()) return next.status();
+    if (*next == nullptr) return Status::Ok();
+  }
+}
+
+TEST(DeviceStream, RegistrationFailureMidwayNamesTheFileAndTensorAndLeavesNothing) {
+  const auto tensors = LargeTensors(4);  // 4.8 MB: 74 windows
+  const std::string path = WriteModel(tensors);
+  for (const int64_t nth : {2, 3, 30}) {  // the probe is registration 1
+    SCOPED_TRACE("registration " + std::to_string(nth));
+    auto cuda = std::make_shared<FakeCuda>();
+    cuda->FailRegistration(nth);
+    {
+      Streamer streamer(RegisterOptions(cuda, 3));
+      ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
+      const Status error = StreamUntilError(streamer);
+      EXPECT_EQ(streamer.gpu_strategy(), GpuStrategy::kRegister);
+      EXPECT_EQ(error.code(), StatusCode::kUnavailable) << error.message();
+      EXPECT_NE(error.message().find("operation not supported"), std::string::npos)
+          << error.message();
+      EXPECT_NE(error.message().find("model.safetensors: tensor 'big."), std::string::npos)
+          << error.message();
+      EXPECT_NE(error.message().find("cannot register bytes"), std::string::npos)
+          << error.message();
+    }
+    ExpectNothingLeft(*cuda, {path});
+  }
+}
+
+TEST(DeviceStream, CopyFailureFromARegisteredWindowNamesTheTensorAndLeavesNothing) {
+  const auto tensors = LargeTensors(4);
+  const std::string path = WriteModel(tensors);
+  for (const int64_t nth : {1, 17, 60}) {
+    SCOPED_TRACE("copy " + std::to_string(nth));
+    auto cuda = std::make_shared<FakeCuda>();
+    cuda->FailCopy(nth);
+    {
+      Streamer streamer(RegisterOptions(cuda, 3, 16384));
+      ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
+      const Status error = StreamUntilError(streamer);
+      EXPECT_EQ(error.code(), StatusCode::kUnavailable) << error.message();
+      EXPECT_NE(error.message().find("illegal memory access"), std::string::npos)
+          << error.message();
+      EXPECT_NE(error.message().find("model.safetensors: tensor 'big."), std::string::npos)
+          << error.message();
+    }
+    ExpectNothingLeft(*cuda, {path});
+  }
+}
+
+TEST(DeviceStream, TheNextWindowIsRegisteredWhileThePreviousOnesCopiesRun) {
+  const auto tensors = LargeTensors(2);  // 2.4 MB: 37 windows
+  const std::string path = WriteModel(tensors);
+  auto cuda = std::make_shared<FakeCuda>();
+  // No copy runs before the probe, window 0 and window 1 are registered, unless that
+  // takes seconds: then window 1 is registered only after window 0's copies completed.
+  cuda->HoldCopiesUntilRegistrations(3, std::chrono::seconds(2));
+  {
+    Streamer streamer(RegisterOptions(cuda, 1));  // one reader: the registrar overlaps it
+    ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
+    EXPECT_EQ(StreamToDevice(streamer).size(), tensors.size());
+  }
+  ExpectNothingLeft(*cuda, {path});
+  const auto history = cuda->history();
+  std::vector<size_t> registrations;  // indices into history
+  for (size_t i = 0; i < history.size(); ++i) {
+    if (history[i].kind == FakeCuda::HistoryEntry::kRegister) registrations.push_back(i);
+  }
+  ASSERT_GE(registrations.size(), 3u);
+  const FakeCuda::HistoryEntry& window0 = history[registrations[1]];
+  size_t last_copy_from_window0 = 0;
+  for (size_t i = 0; i < history.size(); ++i) {
+    const auto& e = history[i];
+    if (e.kind == FakeCuda::HistoryEntry::kCopyDone && e.host >= window0.host &&
+        e.host < window0.host + window0.bytes) {
+      last_copy_from_window0 = i;
+    }
+  }
+  ASSERT_GT(last_copy_from_window0, 0u);
+  EXPECT_LT(registrations[2], last_copy_from_window0);
+  EXPECT_LE(cuda->peak_registrations(), static_cast<int64_t>(WindowRegistry::kMaxRegistered));
+}
+
+TEST(DeviceStream, GpuStrategySettingIsChecked) {
+  StreamOptions options;
+  ASSERT_TRUE(SetOption(options, "gpu_strategy", "register").ok());
+  EXPECT_EQ(options.gpu_strategy, GpuStrategy::kRegister);
+  const Status bad = SetOption(options, "gpu_strategy", "fastest");
+  EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.message().find("gpu_strategy"), std::string::npos) << bad.message();
+  EXPECT_NE(bad.message().find("fastest"), std::string::npos) << bad.message();
+  EXPECT_EQ(options.gpu_strategy, GpuStrategy::kRegister);  // unchanged
+
+  ::setenv("TENSORSTREAM_GPU_STRATEGY", "staging", 1);
+  auto from_env = StreamOptionsFromEnvironment();
+  ASSERT_TRUE(from_env.ok());
+  EXPECT_EQ(from_env->gpu_strategy, GpuStrategy::kStaging);
+  ::setenv("TENSORSTREAM_GPU_STRATEGY", "mmap", 1);
+  from_env = StreamOptionsFromEnvironment();
+  const Status checked = CheckEnvironmentVariable("TENSORSTREAM_GPU_STRATEGY");
+  ::unsetenv("TENSORSTREAM_GPU_STRATEGY");
+  ASSERT_FALSE(from_env.ok());
+  EXPECT_NE(from_env.status().message().find("TENSORSTREAM_GPU_STRATEGY"), std::string::npos);
+  EXPECT_NE(from_env.status().message().find("mmap"), std::string::npos);
+  EXPECT_EQ(checked.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(StreamOptionsFromEnvironment()->gpu_strategy, GpuStrategy::kAuto);
 }
 
 }  // namespace

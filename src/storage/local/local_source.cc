@@ -11,7 +11,6 @@
 #include <list>
 #include <mutex>
 #include <unordered_map>
-#include <vector>
 
 #include "common/text.h"
 
@@ -148,14 +147,13 @@ class LocalSource final : public Source {
   uint64_t RequiredAlignment() const override { return direct_ ? kDirectIoAlignment : 1; }
 
   Result<std::shared_ptr<const FileMapping>> Map() override {
-    if (direct_) return {nullptr};  // O_DIRECT asks to bypass the page cache
-    if (size_ == 0) return std::make_shared<const FileMapping>(nullptr, 0);
-    TS_ASSIGN_OR_RETURN(const std::shared_ptr<const Fd> fd, Descriptor());
     // MAP_PRIVATE + PROT_WRITE: callers may modify their tensors (copy-on-write) while
-    // the file stays untouched. The mapping outlives the descriptor.
-    void* data = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd->get(), 0);
-    if (data == MAP_FAILED) return ErrnoStatus(errno, uri_ + ": cannot map");
-    return std::make_shared<const FileMapping>(static_cast<const char*>(data), size_);
+    // the file stays untouched.
+    return MapWith(PROT_READ | PROT_WRITE, MAP_PRIVATE);
+  }
+
+  Result<std::shared_ptr<const FileMapping>> MapShared() override {
+    return MapWith(PROT_READ, MAP_SHARED);
   }
 
   Status ReadAt(uint64_t offset, uint64_t length, void* dst,
@@ -243,20 +241,20 @@ class LocalSource final : public Source {
 
   // The share of the file's pages in the page cache (mincore of a mapping; 1 when unknown).
   double ResidentFraction() {
-    auto fd = Descriptor();
-    if (!fd.ok()) return 1;
-    void* data = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, (*fd)->get(), 0);
-    if (data == MAP_FAILED) return 1;
-    const long page = ::sysconf(_SC_PAGESIZE);
-    std::vector<unsigned char> resident((size_ + page - 1) / page);
-    double fraction = 1;
-    if (::mincore(data, size_, resident.data()) == 0) {
-      size_t in_cache = 0;
-      for (const unsigned char r : resident) in_cache += r & 1;
-      fraction = static_cast<double>(in_cache) / static_cast<double>(resident.size());
-    }
-    ::munmap(data, size_);
-    return fraction;
+    auto mapping = MapShared();
+    if (!mapping.ok() || *mapping == nullptr) return 1;
+    return (*mapping)->ResidentFraction(0, size_);
+  }
+
+  // The whole file mapped with mmap's `prot` and `flags`; null under O_DIRECT, which asks
+  // to bypass the page cache. The mapping outlives the descriptor.
+  Result<std::shared_ptr<const FileMapping>> MapWith(int prot, int flags) {
+    if (direct_) return {nullptr};
+    if (size_ == 0) return std::make_shared<const FileMapping>(nullptr, 0);
+    TS_ASSIGN_OR_RETURN(const std::shared_ptr<const Fd> fd, Descriptor());
+    void* data = ::mmap(nullptr, size_, prot, flags, fd->get(), 0);
+    if (data == MAP_FAILED) return ErrnoStatus(errno, uri_ + ": cannot map");
+    return std::make_shared<const FileMapping>(static_cast<const char*>(data), size_);
   }
 
   const std::string uri_;
