@@ -91,7 +91,8 @@ def our_venv(wheel: Path, reference_python: Path, where: Path) -> Path:
     run([f"{base}/bin/python3", "-m", "venv", str(venv)])
     python = venv / "bin" / "python"
     run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(wheel)])
-    site = run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]).strip()
+    site = run([str(python), "-c",
+                "import sysconfig; print(sysconfig.get_path('purelib'))"]).strip()
     shared = reference_python.parent.parent / "shared-site"
     Path(site, "zz_shared_site.pth").write_text(f"{shared}\n")
     return python
@@ -147,7 +148,8 @@ def main() -> int:
 
     mb = lambda n: f"{n / 1e6:.1f} MB"  # noqa: E731
     ms = lambda s: f"{s * 1e3:.0f} ms"  # noqa: E731
-    print("| | tensorstream (one wheel) | runai-model-streamer core + s3 + gcs + azure | reference ÷ ours |")
+    print("| | tensorstream (one wheel) | runai-model-streamer core + s3 + gcs + azure "
+          "| reference ÷ ours |")
     print("|---|---:|---:|---:|")
     print(f"| wheel bytes | {mb(args.wheel.stat().st_size)} | {mb(reference_wheels)} | "
           f"{reference_wheels / args.wheel.stat().st_size:.1f} |")

@@ -41,9 +41,12 @@ if want unit; then
 fi
 
 if want python; then
+  [ -x "$REPO_ROOT/build/tests/tensorstream_tests" ] || build_tree "$REPO_ROOT/build"
   install_python_package
   log "Python tests, and the drop-in against runai-model-streamer 0.17.1"
+  # The device path's Python tests run on a stand-in CUDA runtime built with the unit tests.
   (cd "$REPO_ROOT" && TENSORSTREAM_REFERENCE_PYTHON=$TS_REFERENCE_PY \
+     TENSORSTREAM_FAKE_CUDART=$REPO_ROOT/build/tests/libtensorstream_fake_cudart.so \
      "$TS_PY" -m pytest -q tests/python tests/dropin)
 fi
 

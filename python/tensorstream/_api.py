@@ -18,7 +18,8 @@ def _as_list(paths: Paths) -> list:
 
 
 def resolve_device(device) -> str:
-    """Checks a device ("cpu", "cuda", "cuda:N" or a torch.device) and returns it as a string.
+    """Checks a device ("cpu", "cuda", "cuda:N" or a torch.device) and returns it as a
+    string: "cpu" or "cuda:N" ("cuda" is torch's current device).
 
     Called before any read: CUDA devices need torch with a usable CUDA, otherwise
     UnavailableError.
@@ -39,7 +40,7 @@ def resolve_device(device) -> str:
     if number and int(number) >= torch.cuda.device_count():
         raise UnavailableError(f"device {text!r} does not exist: "
                                f"{torch.cuda.device_count()} CUDA device(s)")
-    return text
+    return text if number else f"cuda:{torch.cuda.current_device()}"
 
 
 def resolve_framework(framework: Optional[str]) -> str:
@@ -76,16 +77,20 @@ def stream(paths: Paths, *, names: Optional[Iterable[str]] = None, device="cpu",
            memory_limit: Optional[int] = None, direct_io: Optional[bool] = None,
            host_memory: Optional[str] = None,
            s3_credentials: Optional[S3Credentials] = None,
-           storage: Optional[Mapping[str, Optional[str]]] = None) -> Iterator[tuple]:
+           storage: Optional[Mapping[str, Optional[str]]] = None,
+           device_memory_limit: Optional[int] = None) -> Iterator[tuple]:
     """Streams the tensors of SafeTensors files; yields ``(name, tensor)`` in completion order.
 
     Args:
         paths: one path or URI (``s3://``...), or a list of them.
         names: only these tensors are read (every name must exist in some file).
         device: "cpu", "cuda" or "cuda:N". CUDA is checked before any read; the library
-            then streams through pinned staging straight into tensors allocated on the
-            device, one file at a time (the GPU holds at most one file's tensors beyond
-            those the caller keeps).
+            then streams every file in one pass through pinned staging straight into
+            device memory it allocates as the bytes are about to arrive, which becomes
+            the tensors (no copy; freed when the tensor is).
+        device_memory_limit: with a CUDA device, the device memory allocated ahead of the
+            consumer (-1, the default: max(1 GiB, the largest tensor)); the GPU holds the
+            tensors the caller keeps plus at most about twice this much.
         framework: "pt" for torch tensors, "np" for numpy arrays (dtype rules in
             tensorstream._dtypes); None: torch when installed, else numpy.
         progress: show a tqdm bar of bytes when tqdm is installed (no bar otherwise).
@@ -110,7 +115,7 @@ def stream(paths: Paths, *, names: Optional[Iterable[str]] = None, device="cpu",
                    dict(concurrency=concurrency, chunk_bytes=chunk_bytes,
                         memory_limit=memory_limit, direct_io=direct_io,
                         host_memory=host_memory, s3_credentials=s3_credentials,
-                        storage=storage))
+                        storage=storage, device_memory_limit=device_memory_limit))
     return _iterate(opened, progress)
 
 
@@ -131,21 +136,21 @@ def load(paths: Paths, *, names: Optional[Iterable[str]] = None, device="cpu",
 
 
 class _Opened(NamedTuple):
-    handle: Stream  # started for "cpu"; for CUDA only its headers are used
+    handle: Stream  # started, on the device
     selected: list  # (uri, TensorInfo) of every tensor to be delivered
     framework: str  # "pt" or "np"
     device: str
-    options: dict   # Stream keyword arguments, for the per-file CUDA streams
 
 
 def _open(paths: Paths, names, device, framework, options: dict) -> _Opened:
-    """Checks the arguments, parses every header, selects, starts."""
+    """Checks the arguments, parses every header, selects, starts: one stream for every
+    file, so that the readers never wait at a file boundary."""
     target = resolve_device(device)
     framework = resolve_framework(framework)
     if target != "cpu" and framework != "pt":
         raise ValueError(f"device {target!r} needs framework 'pt'")
     uris = _as_list(paths)
-    handle = Stream(**options)
+    handle = Stream(device=target, **options)
     try:
         for uri in uris:
             handle.add_file(uri)
@@ -155,12 +160,11 @@ def _open(paths: Paths, names, device, framework, options: dict) -> _Opened:
             wanted = set(names)
             _select(handle, uris, infos, wanted)
             selected = [(uri, info) for uri, info in selected if info.name in wanted]
-        if target == "cpu":
-            handle.start()
+        handle.start()
     except BaseException:
         handle.close()
         raise
-    return _Opened(handle, selected, framework, target, options)
+    return _Opened(handle, selected, framework, target)
 
 
 def _progress_bar(total: Optional[int]):
@@ -206,32 +210,11 @@ def _host_items(opened: _Opened, names_only: bool = False):
 
 
 def _device_items(opened: _Opened):
-    """CUDA: one device stream per file, whose tensors are allocated on the device just
-    before that file streams into them."""
-    by_uri = {}
-    for uri, info in opened.selected:
-        by_uri.setdefault(uri, []).append(info)
-    for uri, infos in by_uri.items():
-        yield from device_file_items(uri, infos, opened.device, opened.options)
-
-
-def device_file_items(uri, infos: list, device: str, options: dict):
-    """Streams the tensors ``infos`` of one file straight into new torch tensors on
-    ``device``; yields ``(name, tensor, nbytes)`` in completion order."""
-    import torch
-
-    if device == "cuda":  # torch's meaning: the current device
-        device = f"cuda:{torch.cuda.current_device()}"
-    with Stream(device=device, **options) as handle:
-        index = handle.add_file(uri)
-        handle.select(index, [info.name for info in infos])
-        destinations = handle.allocate_destinations(index, infos, device)
-        handle.start()
-        for batch in handle.batches():
-            batch.release(0, batch.count)  # the bytes are in the destinations
-            for file_index, tensor_index in batch.indices():
-                info = handle.tensors(file_index)[tensor_index]
-                yield info.name, destinations.pop(tensor_index), info.nbytes
+    """(name, tensor, nbytes) of every tensor, on the device."""
+    handle = opened.handle
+    for file_index, index, tensor in handle.device_items():
+        info = handle.tensors(file_index)[index]
+        yield info.name, tensor, info.nbytes
 
 
 def inspect(path: PathLike, *, s3_credentials: Optional[S3Credentials] = None,

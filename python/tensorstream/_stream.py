@@ -73,12 +73,13 @@ class Delivered(NamedTuple):
 
 def apply_options(options, *, concurrency=None, chunk_bytes=None, memory_limit=None,
                   direct_io=None, host_memory=None, s3_credentials=None, storage=None,
-                  device=None) -> None:
+                  device=None, device_memory_limit=None) -> None:
     """Sets the keyword arguments that are not None on a ``tensorstream_options`` handle.
     ``storage``: backend settings by key ("gcs.credential_file": path, ...; a None value
     removes one), applied after ``s3_credentials``."""
     settings = {"concurrency": concurrency, "chunk_bytes": chunk_bytes,
-                "memory_limit": memory_limit, "host_memory": host_memory}
+                "memory_limit": memory_limit, "host_memory": host_memory,
+                "device_memory_limit": device_memory_limit}
     if direct_io is not None:
         settings["direct_io"] = int(bool(direct_io))
     if s3_credentials is not None:
@@ -108,8 +109,11 @@ class Stream:
     truncated on disk afterwards changes them or makes touching them fault, as with
     safetensors) or "private" (bytes the library owns, immune to the file).
     With ``device="cuda:N"`` the library streams through pinned staging straight into
-    device memory: give each tensor a destination with ``set_destination`` before
-    ``start`` (see ``allocate_destinations``).
+    device memory: either give tensors a destination with ``set_destination`` before
+    ``start`` (e.g. a torch tensor's ``data_ptr()``), or let the library allocate device
+    memory for them as their bytes are about to arrive, at most ``device_memory_limit``
+    bytes ahead of the consumer (-1, the default: max(1 GiB, the largest tensor)), and
+    take them with ``device_items``.
     A Stream is driven by one thread; ``close()`` may come from any thread (a consumer
     waiting for tensors then raises CancelledError within a fraction of a second).
     ``close()`` (or leaving a ``with`` block) stops the reader threads; tensors already
@@ -122,7 +126,8 @@ class Stream:
                  host_memory: Optional[str] = None,
                  s3_credentials: Optional[S3Credentials] = None,
                  storage: Optional[Mapping[str, Optional[str]]] = None,
-                 device: Optional[str] = None) -> None:
+                 device: Optional[str] = None,
+                 device_memory_limit: Optional[int] = None) -> None:
         lib = _capi.lib()
         options = _capi.OptionsP()
         _capi.check(lib.tensorstream_options_create(byref(options)))
@@ -130,8 +135,8 @@ class Stream:
             apply_options(options, concurrency=concurrency, chunk_bytes=chunk_bytes,
                           memory_limit=memory_limit, direct_io=direct_io,
                           host_memory=host_memory, s3_credentials=s3_credentials,
-                          storage=storage,
-                          device=device)
+                          storage=storage, device=device,
+                          device_memory_limit=device_memory_limit)
             handle = _capi.StreamP()
             _capi.check(lib.tensorstream_stream_create(options, byref(handle)))
         finally:
@@ -221,27 +226,6 @@ class Stream:
             _capi.check(_capi.lib().tensorstream_stream_set_destination(
                 handle, file_index, tensor_index, ctypes.c_void_p(device_ptr)))
 
-    def allocate_destinations(self, file_index: int, infos: Iterable[TensorInfo],
-                              device: str) -> dict:
-        """Allocates a torch tensor on ``device`` for each of ``infos`` (exact dtype and
-        shape) and makes it the tensor's destination. Returns ``{tensor index: tensor}``;
-        index i refers to ``self.tensors(file_index)[i]``."""
-        import torch
-
-        from . import _dtypes
-
-        position = {info.name: i for i, info in enumerate(self.tensors(file_index))}
-        out = {}
-        for info in infos:
-            where = f"tensor '{info.name}'"
-            tensor = torch.empty(_dtypes.python_shape(info.dtype, info.shape, where),
-                                 dtype=_dtypes.torch_dtype(info.dtype, where), device=device)
-            index = position[info.name]
-            if info.nbytes:
-                self.set_destination(file_index, index, tensor.data_ptr())
-            out[index] = tensor
-        return out
-
     def file_count(self) -> int:
         count = c_size_t()
         with self._calling() as handle:
@@ -313,6 +297,15 @@ class Stream:
         dtype and shape, its address aligned to its element size (copied when the file
         placed it otherwise)."""
         return _tensors.torch_items(self.batches(), self.tensors)
+
+    def device_items(self) -> Iterator[tuple]:
+        """Device streams: ``(file_index, tensor_index, torch.Tensor)`` for every completed
+        tensor, on the stream's device, over the device memory the library allocated for
+        it (no copy; freed when the tensor is). Tensors given a destination are taken with
+        ``batches`` instead. The library allocates at most ``device_memory_limit`` bytes
+        ahead of what was taken, and a batch takes what has completed, so the tensors not
+        yet handed out stay below twice that limit."""
+        return _tensors.device_items(self.batches(), self.tensors)
 
     def numpy_items(self) -> Iterator[tuple]:
         """As torch_items, with numpy arrays (dtype rules in tensorstream._dtypes)."""

@@ -214,6 +214,63 @@ def numpy_items(batches: Iterator[Batch], infos: Callable) -> Iterator[tuple]:
     return _runs(batches, make_base, item)
 
 
+class _DeviceMemory:
+    """The device memory of one delivered tensor, shown to torch through the CUDA Array
+    Interface: torch keeps this object alive as long as any tensor over the memory, and
+    when torch lets go of it, ``release`` frees the memory (the library's allocation, or
+    its share of one) through the tensor's C handle."""
+
+    __slots__ = ("__cuda_array_interface__", "release")
+
+    def __init__(self, pointer: int, nbytes: int, release: _RunRelease) -> None:
+        # Version 3 with "stream": None: the bytes are complete (the library waited for
+        # its copies' events before delivering), so torch synchronizes with nothing.
+        self.__cuda_array_interface__ = {"shape": (nbytes,), "typestr": "|u1",
+                                         "data": (pointer, False), "version": 3,
+                                         "strides": None, "stream": None}
+        self.release = release
+
+
+def wrap_device_memory(memory: _DeviceMemory, device: int):
+    """A 1-D uint8 torch tensor over ``memory`` on CUDA device ``device``, without a copy.
+    (The Python tests of the device path, which run on a stand-in CUDA runtime whose
+    "device" memory is host memory, replace this function.)"""
+    import torch
+
+    if memory.__cuda_array_interface__["shape"][0] == 0:
+        return torch.empty(0, dtype=torch.uint8, device=f"cuda:{device}")
+    return torch.as_tensor(memory, device=f"cuda:{device}")
+
+
+def device_items(batches: Iterator[Batch], infos: Callable) -> Iterator[tuple]:
+    """``(file_index, tensor_index, tensor)`` for every delivery of a device stream whose
+    tensors have no caller destination: each tensor is the device memory the library
+    allocated for it, handed to torch without a copy and freed when torch frees the tensor.
+    Each is marked kept as it is handed out; deliveries not handed out (the consumer
+    stopped early) are released at once."""
+    keep = _capi.lib().tensorstream_tensor_keep
+    lookup = _Specs(infos, lambda info: info)
+    for batch in batches:
+        words, count = batch.words, batch.count
+        i = 0
+        try:
+            while i < count:
+                at = i * _WORDS
+                file_index, index = words[at + _FILE], words[at + _INDEX]
+                info = lookup.get(file_index, index)
+                release = _RunRelease(batch, i)
+                release.count = 1
+                i += 1
+                keep(words[at + _TENSOR])  # before `release` can go: an empty tensor drops it
+                memory = _DeviceMemory(words[at + _DATA], words[at + _NBYTES], release)
+                tensor = typed_tensor(wrap_device_memory(memory, words[at + _DEVICE]), info)
+                del memory, release
+                yield file_index, index, tensor
+        finally:
+            batch.release(i, count - i)
+            batch.words = None
+
+
 def typed_tensor(raw, info):
     """The tensor that ``info`` (a TensorInfo) describes, over ``raw``: a 1-D uint8 torch
     tensor of exactly its bytes, whose start is aligned for its dtype (a fresh allocation

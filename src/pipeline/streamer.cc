@@ -387,7 +387,13 @@ Status Streamer::StartDevice(std::vector<Item> items, std::vector<FilePlanInput>
   } else {
     TS_ASSIGN_OR_RETURN(readers, PlanDeviceStaging(inputs));
   }
-  plan_ = std::make_shared<const Plan>(MakePlan(std::move(items), inputs, PlanLimits()));
+  // A read group's device memory is allocated at once: coalescing must not make a group
+  // larger than the device memory limit (one tensor alone may reach it).
+  PlanLimits limits;
+  if (options_.device_memory_limit > 0) {
+    limits.max_group_bytes = static_cast<uint64_t>(options_.device_memory_limit);
+  }
+  plan_ = std::make_shared<const Plan>(MakePlan(std::move(items), inputs, limits));
   // Destinations: the caller's now; device memory of our own (freed with the tensor) is
   // allocated group by group as the readers reach it (EnsureDeviceMemory).
   item_destinations_.resize(plan_->items.size());

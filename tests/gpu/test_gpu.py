@@ -81,3 +81,37 @@ def test_cli_streams_to_the_gpu(model):
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert '"device": "cuda:0"' in out.stdout
+
+
+def test_device_tensors_own_their_memory_and_free_it(model, tmp_path):
+    """Every file in one stream; the tensors are the library's device memory handed to
+    torch through __cuda_array_interface__: intact after a collection, freed with them."""
+    import gc
+
+    second = tmp_path / "second.safetensors"
+    save_file({"other": torch.randn(4096, 1024)}, str(second))
+    expected = {**load_file(model, device=DEVICE), **load_file(str(second), device=DEVICE)}
+    torch.cuda.synchronize()
+    free_before, _ = torch.cuda.mem_get_info()
+    got = tensorstream.load([model, str(second)], device=DEVICE)
+    gc.collect()
+    torch.cuda.synchronize()
+    for name, tensor in expected.items():
+        assert same(got[name], tensor), name
+    free_loaded, _ = torch.cuda.mem_get_info()
+    model_bytes = sum(t.numel() * t.element_size() for t in expected.values())
+    assert free_before - free_loaded >= model_bytes * 0.9
+    del got, tensor
+    gc.collect()
+    torch.cuda.synchronize()
+    free_after, _ = torch.cuda.mem_get_info()
+    assert free_after - free_loaded >= model_bytes * 0.9
+
+
+def test_stream_with_a_device_memory_limit_and_a_consumer_that_drops(model):
+    expected = load_file(model, device=DEVICE)
+    seen = 0
+    for name, tensor in tensorstream.stream(model, device=DEVICE, device_memory_limit=32 << 20):
+        assert same(tensor, expected[name]), name
+        seen += 1
+    assert seen == len(expected)

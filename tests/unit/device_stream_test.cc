@@ -317,6 +317,30 @@ TEST(DeviceStream, AModelLargerThanTheDeviceLimitStreamsWhileTheConsumerReleases
   }
 }
 
+TEST(DeviceStream, SmallTensorsAreNotCoalescedBeyondTheDeviceLimit) {
+  // 200 tensors of 16 KiB would make a few coalesced reads of 8 MiB chunks; each read
+  // group's device memory is allocated at once, so the limit caps the groups too.
+  std::vector<TestTensor> tensors;
+  for (int i = 0; i < 200; ++i) {
+    tensors.push_back(MakeTensor("small." + std::to_string(i), "F32", {64, 64}, 900 + i));
+  }
+  const std::string path = WriteModel(tensors);
+  const int64_t limit = 64 << 10;
+  for (const GpuStrategy strategy : {GpuStrategy::kStaging, GpuStrategy::kRegister}) {
+    SCOPED_TRACE(GpuStrategyName(strategy));
+    auto cuda = std::make_shared<FakeCuda>();
+    StreamOptions options = DeviceOptions(cuda, 2, 8 << 20, -1, 0, strategy);
+    options.device_memory_limit = limit;
+    Streamer streamer(options);
+    ASSERT_TRUE(streamer.AddSafetensorsFile(path).ok());
+    const auto got = StreamToDevice(streamer);
+    ASSERT_EQ(got.size(), tensors.size());
+    for (const TestTensor& t : tensors) EXPECT_EQ(got.at(t.name), t.bytes) << t.name;
+    EXPECT_LE(cuda->peak_device_bytes(), limit + (16 << 10));
+    EXPECT_EQ(cuda->live_device_bytes(), 0);
+  }
+}
+
 TEST(DeviceStream, ReadersStopAtTheDeviceLimitUntilTheConsumerTakes) {
   const auto tensors = LargeTensors(10);
   const std::string path = WriteModel(tensors);

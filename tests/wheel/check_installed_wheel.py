@@ -57,7 +57,8 @@ def system_libraries(binary: Path, package_dir: Path) -> set:
 
 
 def check_binaries(package_dir: Path) -> None:
-    for binary in (package_dir / "_lib" / "libtensorstream.so", package_dir / "_lib" / "tensorstream"):
+    for name in ("libtensorstream.so", "tensorstream"):
+        binary = package_dir / "_lib" / name
         extra = system_libraries(binary, package_dir) - ALLOWED_NEEDED
         if extra:
             fail(f"{binary} needs {sorted(extra)} from the system (only glibc and libgcc_s)")

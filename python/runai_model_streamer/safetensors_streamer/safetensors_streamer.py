@@ -20,7 +20,7 @@ from typing import Collection, Dict, Iterator, List, Optional
 
 import tensorstream
 from tensorstream import S3Credentials
-from tensorstream._api import device_file_items, resolve_device
+from tensorstream._api import resolve_device
 from tensorstream._distributed import LoadRange, SharedLoad, layout_fingerprint
 from tensorstream._tensors import typed_tensor
 
@@ -219,17 +219,20 @@ class SafetensorsStreamer:
             return self._start_shared(paths, s3_credentials, target, wanted, limit)
 
         with reference_errors():
-            stream = tensorstream.Stream(s3_credentials=s3_credentials, memory_limit=limit,
-                                         host_memory="private" if owned else "mapped")
+            if target.startswith("cuda"):
+                # CUDA is checked before any read; every file then streams in one pass
+                # into device memory the library allocates (tensorstream.stream's way).
+                target = resolve_device(target)
+                stream = tensorstream.Stream(s3_credentials=s3_credentials, device=target)
+            else:
+                stream = tensorstream.Stream(s3_credentials=s3_credentials, memory_limit=limit,
+                                             host_memory="private" if owned else "mapped")
         try:
             with reference_errors():
                 files = [SafetensorsMetadata._of_file(stream, stream.add_file(p)) for p in paths]
             metadata = self._select(stream, files, wanted)
             with reference_errors():
-                if target == "cpu" or not target.startswith("cuda"):
-                    stream.start()
-                else:
-                    target = resolve_device(target)  # CUDA is checked before any read
+                stream.start()
         except BaseException:
             stream.close()
             raise
@@ -319,12 +322,9 @@ class SafetensorsStreamer:
         self._log_throughput()
 
     def _device_tensors(self) -> Iterator:
-        options = {"s3_credentials": self._s3_credentials}
-        for index, path in enumerate(self._paths):
-            wanted = {t.name for t in self.files_to_tensors_metadata[index]}
-            infos = [info for info in self._stream.tensors(index) if info.name in wanted]
-            for name, tensor, _ in device_file_items(path, infos, self._device, options):
-                yield name, tensor
+        names = self._names
+        for file_index, index, tensor in self._stream.device_items():
+            yield names[file_index][index], tensor
 
     def _log_throughput(self) -> None:
         if self.start_time is None:
