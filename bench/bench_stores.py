@@ -27,9 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -75,20 +73,9 @@ s3.upload_file(sys.argv[1], sys.argv[2], sys.argv[3],
 """
 
 
-def free_port_block(count: int, twins: bool) -> int:
-    """A base port with PORT..PORT+count-1 free (and their +10000 twins: s3_server.sh)."""
-    def free(port):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-                return True
-            except OSError:
-                return False
-    for _ in range(200):
-        base = random.randrange(30000, 40000, 10)
-        if all(free(base + d) and (not twins or free(base + d + 10000)) for d in range(count)):
-            return base
-    raise RuntimeError("no free loopback ports")
+def free_port() -> int:
+    """A free loopback port; for SeaweedFS also its PORT+1..+3 and their +10000 twins."""
+    return int(subprocess.check_output([str(ROOT / "scripts" / "s3_server.sh"), "free-port"]))
 
 
 class ServerScript:
@@ -116,7 +103,7 @@ class S3Store:
     reference = "runai-model-streamer 0.17.1 + s3 0.17.1"
 
     def start(self, server_dir: Path) -> None:
-        self.server = ServerScript("s3_server.sh", free_port_block(4, twins=True), server_dir)
+        self.server = ServerScript("s3_server.sh", free_port(), server_dir)
         self.server.start()
         self.env = dict(os.environ, RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING="0")
         self.env.update(self.server.client_env())  # AWS_EC2_METADATA_DISABLED among them
@@ -140,7 +127,7 @@ class GcsStore:
     reference = "runai-model-streamer 0.17.1 + gcs 0.17.1"
 
     def start(self, server_dir: Path) -> None:
-        self.server = ServerScript("gcs_server.sh", free_port_block(1, twins=False), server_dir)
+        self.server = ServerScript("gcs_server.sh", free_port(), server_dir)
         self.server.start()
         self.endpoint = f"http://127.0.0.1:{self.server.port}"
         self.env = dict(os.environ, **self.server.client_env())
@@ -190,7 +177,7 @@ class AzureStore:
     reference = "runai-model-streamer 0.17.1 + azure 0.17.0"
 
     def start(self, server_dir: Path) -> None:
-        self.server = ServerScript("azure_server.sh", free_port_block(1, twins=False), server_dir)
+        self.server = ServerScript("azure_server.sh", free_port(), server_dir)
         self.server.start()
         self.env = dict(os.environ)
         self.env.update({k: v.strip("'") for k, v in self.server.client_env().items()})
